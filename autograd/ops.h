@@ -1,0 +1,70 @@
+// The differentiable operations, with PyTorch's names and semantics. Each checks its inputs
+// (throwing serpent::Error naming the op, the shapes and the dtypes), runs the CPU or CUDA kernel
+// for the inputs' device, and records a backward closure when an input requires a gradient.
+// Shapes in comments: B batch, L sequence, D d_model, E d_inner, N d_state, W conv width, V vocab.
+#pragma once
+
+#include <optional>
+#include <utility>
+
+#include "core/tensor.h"
+
+namespace serpent {
+
+// ---- elementwise (same shape, same dtype, same device) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& a, double s);  // a * s
+Tensor exp(const Tensor& a);
+Tensor silu(const Tensor& a);
+Tensor softplus(const Tensor& a);  // v > 20 ? v : log1p(exp(v)), as torch.nn.functional.softplus
+Tensor sum(const Tensor& a);       // all elements -> one-element tensor of shape []
+Tensor mean(const Tensor& a);
+Tensor cast(const Tensor& a, DType dtype);  // differentiable dtype conversion
+
+// ---- in place, never recorded (optimizers, gradient accumulation) ----
+void add_(Tensor& dst, const Tensor& src);  // dst += src
+void scale_(Tensor& dst, double s);         // dst *= s
+
+// ---- shape ----
+Tensor reshape(const Tensor& a, const Shape& shape);  // a view; -1 infers one size
+// Columns [start, start + length) of the last dimension (a copy; the gradient scatters back).
+Tensor slice_last(const Tensor& a, int64_t start, int64_t length);
+
+// ---- matrix products (2-D, row-major) ----
+Tensor matmul(const Tensor& a, const Tensor& b);  // (M, K) @ (K, N) -> (M, N)
+Tensor linear(const Tensor& x, const Tensor& w);  // (M, K) @ (N, K)^T -> (M, N), as F.linear
+
+// ---- model ops ----
+// weight (V, D), ids (...) of i32 or i64 -> (..., D). Every id must be in [0, V).
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+
+// residual_out = h + residual (residual may be undefined: residual_out = h);
+// normed = residual_out / sqrt(mean(residual_out^2) + eps) * weight, over the last dimension.
+// Returns {normed, residual_out}. h, residual (..., D); weight (D).
+std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, const Tensor& weight, double eps);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+
+// Depthwise causal convolution over time, zero left padding, optional fused SiLU:
+// out[b,t,e] = act(bias[e] + sum_w weight[e,w] * x[b, t-W+1+w, e]).
+// x (B, L, E); weight (E, W); bias (E) or undefined.
+Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, bool silu_activation);
+
+struct ScanOutput {
+  Tensor y;           // (B, L, E): gated output when z is given
+  Tensor last_state;  // (B, E, N) fp32-or-input dtype, not differentiable
+};
+// The Mamba-1 selective scan with the discretization fused (DESIGN.md §3):
+// delta = softplus?(delta + delta_bias); s_t = exp(delta_t A) s_{t-1} + delta_t B_t u_t;
+// y_t = C_t . s_t + D u_t; out = y * silu(z).
+// u, delta, z (B, L, E); A (E, N); Bm, Cm (B, L, N); D, delta_bias (E). D, z, delta_bias optional.
+ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                          const Tensor& Cm, const Tensor& D, const Tensor& z, const Tensor& delta_bias,
+                          bool delta_softplus);
+
+// Mean negative log-likelihood of targets under softmax(logits), skipping ignore_index.
+// logits (M, V); targets (M) of i32 or i64. Returns a one-element tensor of shape [].
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+
+}  // namespace serpent

@@ -1,0 +1,69 @@
+// Matrix products. linear(x, w) = x @ w^T is the primary form: the weight stays (out, in) as in
+// PyTorch and both backward products run on transposed views, never on copies.
+#include "autograd/checks.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cuda/matmul.h"
+
+namespace serpent {
+
+namespace {
+
+// C (M, N) = op(A) @ op(B), see kernels/cpu/matmul.h.
+Tensor gemm(bool trans_a, bool trans_b, const Tensor& A, const Tensor& B, int64_t M, int64_t N, int64_t K) {
+  Tensor C = Tensor::empty({M, N}, A.dtype(), A.device());
+  if (A.is_cuda()) {
+    SERPENT_ON_CUDA(cuda::gemm(trans_a, trans_b, M, N, K, A.data_ptr(), B.data_ptr(), C.data_ptr(), A.dtype(), false,
+                               A.device().index));
+    return C;
+  }
+  dispatch_float(A.dtype(), "matmul", [&](auto z) {
+    using T = decltype(z);
+    cpu::gemm<T>(trans_a, trans_b, M, N, K, A.data<T>(), B.data<T>(), C.data<T>(), false);
+  });
+  return C;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  checks::floating("matmul", "a", a);
+  checks::like("matmul", "b", b, "a", a);
+  checks::rank("matmul", "a", a, 2);
+  checks::rank("matmul", "b", b, 2);
+  SERPENT_CHECK(a.size(1) == b.size(0), "matmul: inner dimensions differ: a is ", shape_str(a.shape()), ", b is ",
+                shape_str(b.shape()), "; expected a (M, K) and b (K, N)");
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  Tensor out = gemm(false, false, a, b, M, N, K);
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  autograd::record("matmul", out, {a, b},
+                   [a, b, M, N, K, need_a, need_b](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                     // da = g @ b^T (M, K); db = a^T @ g (K, N)
+                     return {need_a ? gemm(false, true, g[0], b, M, K, N) : Tensor(),
+                             need_b ? gemm(true, false, a, g[0], K, N, M) : Tensor()};
+                   });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w) {
+  checks::floating("linear", "input", x);
+  checks::like("linear", "weight", w, "input", x);
+  checks::rank("linear", "input", x, 2);
+  checks::rank("linear", "weight", w, 2);
+  SERPENT_CHECK(x.size(1) == w.size(1), "linear: input ", shape_str(x.shape()), " has ", x.size(1),
+                " features but weight ", shape_str(w.shape()), " expects ", w.size(1),
+                "; expected input (M, K) and weight (N, K)");
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  Tensor out = gemm(false, true, x, w, M, N, K);
+  const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+  autograd::record("linear", out, {x, w},
+                   [x, w, M, N, K, need_x, need_w](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                     // dx = g @ w (M, K); dw = g^T @ x (N, K)
+                     return {need_x ? gemm(false, false, g[0], w, M, K, N) : Tensor(),
+                             need_w ? gemm(true, false, g[0], x, N, K, M) : Tensor()};
+                   });
+  return out;
+}
+
+}  // namespace serpent

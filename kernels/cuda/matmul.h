@@ -1,0 +1,15 @@
+// Device matrix products through cuBLAS (kernels/cuda/matmul.cu); the CPU twin is
+// kernels/cpu/matmul.h with the same argument meaning. f32 runs true fp32 (no TF32), bf16 runs
+// with fp32 accumulation, f64 in f64.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace serpent::cuda {
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C,
+          DType dt, bool accumulate, int device);
+
+}  // namespace serpent::cuda

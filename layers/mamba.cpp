@@ -1,0 +1,115 @@
+#include "layers/mamba.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "core/creation.h"
+
+namespace serpent {
+
+namespace {
+
+// dt_proj.bias = softplus^-1(dt) for dt log-uniform in [dt_min, dt_max], floored at dt_init_floor,
+// so that softplus(bias) starts in the reference's range.
+Tensor init_dt_bias(const MambaConfig& cfg, Generator& gen, DType dtype) {
+  const int64_t E = cfg.d_inner();
+  Tensor draw = uniform({E}, std::log(cfg.dt_min), std::log(cfg.dt_max), gen, DType::f64);
+  std::vector<double> bias(static_cast<size_t>(E));
+  const double* u = draw.data<double>();
+  for (int64_t e = 0; e < E; ++e) {
+    const double dt = std::max(std::exp(u[e]), cfg.dt_init_floor);
+    bias[size_t(e)] = dt + std::log(-std::expm1(-dt));
+  }
+  return from_vector(bias, {E}, dtype);
+}
+
+}  // namespace
+
+MambaMixer::MambaMixer(const MambaConfig& cfg, Generator& gen, DType dtype)
+    : d_inner(cfg.d_inner()),
+      dt_rank(cfg.resolved_dt_rank()),
+      d_state(cfg.d_state),
+      d_conv(cfg.d_conv),
+      in_proj(cfg.d_model, 2 * cfg.d_inner(), gen, dtype),
+      conv1d(cfg.d_inner(), cfg.d_conv, cfg.conv_bias, gen, dtype),
+      x_proj(cfg.d_inner(), cfg.resolved_dt_rank() + 2 * cfg.d_state, gen, dtype),
+      dt_proj(cfg.resolved_dt_rank(), cfg.d_inner(), gen, dtype),
+      out_proj(cfg.d_inner(), cfg.d_model, gen, dtype) {
+  register_module("in_proj", &in_proj);
+  register_module("conv1d", &conv1d);
+  register_module("x_proj", &x_proj);
+  register_module("dt_proj", &dt_proj);
+  // dt_proj.weight ~ U(-R^-0.5, R^-0.5), which nn.Linear's default bound 1/sqrt(fan_in) already is.
+  dt_proj.register_bias(init_dt_bias(cfg, gen, dtype));
+  register_module("out_proj", &out_proj);
+  scale_(out_proj.weight, 1.0 / std::sqrt(double(cfg.n_layer)));
+  std::vector<double> a_log(size_t(d_inner * d_state));
+  for (int64_t e = 0; e < d_inner; ++e)
+    for (int64_t n = 0; n < d_state; ++n) a_log[size_t(e * d_state + n)] = std::log(double(n + 1));
+  register_parameter("A_log", &A_log, from_vector(a_log, {d_inner, d_state}, dtype));
+  register_parameter("D", &D, ones({d_inner}, dtype));
+}
+
+Tensor MambaMixer::forward(const Tensor& x0) const {
+  SERPENT_CHECK(x0.dim() == 3, "MambaMixer: expected input (B, L, d_model), got ", x0.str());
+  const int64_t B = x0.size(0), L = x0.size(1), E = d_inner, N = d_state, R = dt_rank;
+  Tensor xz = linear(reshape(x0, {B * L, x0.size(2)}), in_proj.weight);  // (B*L, 2E)
+  Tensor x = reshape(slice_last(xz, 0, E), {B, L, E});
+  Tensor z = reshape(slice_last(xz, E, E), {B, L, E});
+  x = conv1d.forward(x, /*silu_activation=*/true);                       // (B, L, E)
+  Tensor dbl = linear(reshape(x, {B * L, E}), x_proj.weight);            // (B*L, R + 2N)
+  Tensor dt = linear(slice_last(dbl, 0, R), dt_proj.weight);             // (B*L, E), no bias yet
+  Tensor Bm = reshape(slice_last(dbl, R, N), {B, L, N});
+  Tensor Cm = reshape(slice_last(dbl, R + N, N), {B, L, N});
+  Tensor A = scale(exp(A_log), -1.0);                                    // (E, N)
+  ScanOutput scan = selective_scan(x, reshape(dt, {B, L, E}), A, Bm, Cm, D, z, dt_proj.bias, true);
+  Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);     // (B*L, d_model)
+  return reshape(out, {B, L, x0.size(2)});
+}
+
+MambaBlock::MambaBlock(const MambaConfig& cfg, Generator& gen, DType dtype)
+    : norm(cfg.d_model, cfg.norm_epsilon, dtype), mixer(cfg, gen, dtype) {
+  register_module("norm", &norm);
+  register_module("mixer", &mixer);
+}
+
+std::pair<Tensor, Tensor> MambaBlock::forward(const Tensor& h, const Tensor& residual) const {
+  auto [normed, residual_out] = norm.forward(h, residual);
+  return {mixer.forward(normed), residual_out};
+}
+
+MambaLM::Backbone::Backbone(const MambaConfig& cfg, Generator& gen, DType dtype)
+    : embeddings(cfg.padded_vocab(), cfg.d_model, gen, dtype), norm_f(cfg.d_model, cfg.norm_epsilon, dtype) {
+  register_module("embeddings", &embeddings);
+  for (int64_t i = 0; i < cfg.n_layer; ++i) {
+    layers.push_back(std::make_unique<MambaBlock>(cfg, gen, dtype));
+    register_module("layers." + std::to_string(i), layers.back().get());
+  }
+  register_module("norm_f", &norm_f);
+}
+
+MambaLM::MambaLM(const MambaConfig& cfg, Generator& gen, DType dtype)
+    : cfg_((cfg.validate(), cfg)), backbone_(cfg, gen, dtype) {
+  register_module("backbone", &backbone_);
+}
+
+Tensor MambaLM::forward(const Tensor& ids) const {
+  SERPENT_CHECK(ids.dim() == 2, "MambaLM: expected token ids (B, L), got ", ids.str());
+  SERPENT_CHECK(ids.numel() > 0, "MambaLM: empty batch ", ids.str(), "; expected at least one token");
+  const int64_t B = ids.size(0), L = ids.size(1);
+  Tensor h = backbone_.embeddings.forward(ids);  // (B, L, d_model)
+  Tensor residual;
+  for (const auto& layer : backbone_.layers) std::tie(h, residual) = layer->forward(h, residual);
+  Tensor normed = backbone_.norm_f.forward(h, residual).first;
+  Tensor logits = linear(reshape(normed, {B * L, cfg_.d_model}), backbone_.embeddings.weight);  // tied lm_head
+  return reshape(logits, {B, L, cfg_.padded_vocab()});
+}
+
+Tensor MambaLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) const {
+  SERPENT_CHECK(targets.shape() == ids.shape(), "MambaLM::loss: targets ", targets.str(), " do not match ids ",
+                ids.str());
+  Tensor logits = forward(ids);
+  return cross_entropy(reshape(logits, {-1, cfg_.padded_vocab()}), reshape(targets, {-1}), ignore_index);
+}
+
+}  // namespace serpent

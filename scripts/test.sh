@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs missing dependencies, configures, builds on all cores and runs every test.
+# Usage: scripts/test.sh [extra cmake arguments]   (BUILD_DIR overrides the build folder)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+serpent_install_deps
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=$(nproc)
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+if [ -f "$BUILD_DIR/CMakeCache.txt" ]; then generator=(); fi
+cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+cd "$BUILD_DIR"
+ctest --output-on-failure -j "$JOBS" --timeout 900

@@ -1,0 +1,264 @@
+// MambaLM: names, a naive float64 evaluation of DESIGN.md §3, whole-model gradcheck, init.
+#include <map>
+
+#include "helpers.h"
+#include "layers/mamba.h"
+
+using namespace serpent;
+using namespace serpent::testing;
+
+namespace {
+
+MambaConfig small_config() {
+  MambaConfig c;
+  c.d_model = 8;
+  c.n_layer = 2;
+  c.vocab_size = 11;  // padded to 16
+  return c;
+}
+
+// DESIGN.md §3 written out with plain loops in double, independent of the ops and kernels.
+class NaiveMamba {
+ public:
+  NaiveMamba(const MambaLM& model) : c_(model.config()) {
+    for (const auto& [name, t] : model.named_parameters()) p_[name] = t.to_vector<double>();
+  }
+
+  // logits (L, V_pad) for one sequence
+  std::vector<std::vector<double>> logits(const std::vector<int64_t>& ids) const {
+    const int64_t L = int64_t(ids.size()), Dm = c_.d_model, V = c_.padded_vocab();
+    const auto& emb = p_.at("backbone.embeddings.weight");
+    Mat h(L, Vec(Dm)), r(L, Vec(Dm, 0.0));
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t d = 0; d < Dm; ++d) h[t][d] = emb[ids[t] * Dm + d];
+    for (int64_t i = 0; i < c_.n_layer; ++i) {
+      const std::string pre = "backbone.layers." + std::to_string(i) + ".";
+      for (int64_t t = 0; t < L; ++t)
+        for (int64_t d = 0; d < Dm; ++d) r[t][d] = (i == 0 ? 0.0 : r[t][d]) + h[t][d];
+      h = mixer(pre + "mixer.", norm(r, p_.at(pre + "norm.weight")));
+    }
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t d = 0; d < Dm; ++d) r[t][d] += h[t][d];
+    Mat x = norm(r, p_.at("backbone.norm_f.weight"));
+    Mat out(L, Vec(V, 0.0));
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t v = 0; v < V; ++v)
+        for (int64_t d = 0; d < Dm; ++d) out[t][v] += x[t][d] * emb[v * Dm + d];
+    return out;
+  }
+
+ private:
+  using Vec = std::vector<double>;
+  using Mat = std::vector<Vec>;
+
+  Mat norm(const Mat& x, const Vec& w) const {
+    Mat out = x;
+    for (auto& row : out) {
+      double ms = 0;
+      for (double v : row) ms += v * v;
+      ms /= double(row.size());
+      for (size_t d = 0; d < row.size(); ++d) row[d] = row[d] / std::sqrt(ms + c_.norm_epsilon) * w[d];
+    }
+    return out;
+  }
+  // y (L, out) = x (L, in) @ W^T, W (out, in)
+  static Mat matvec(const Mat& x, const Vec& W, int64_t out) {
+    const int64_t in = int64_t(x[0].size());
+    Mat y(x.size(), Vec(out, 0.0));
+    for (size_t t = 0; t < x.size(); ++t)
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t k = 0; k < in; ++k) y[t][o] += x[t][k] * W[o * in + k];
+    return y;
+  }
+  static double silu(double v) { return v / (1 + std::exp(-v)); }
+  static double softplus(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
+
+  Mat mixer(const std::string& pre, const Mat& x0) const {
+    const int64_t L = int64_t(x0.size()), E = c_.d_inner(), N = c_.d_state, R = c_.resolved_dt_rank(), W = c_.d_conv;
+    Mat xz = matvec(x0, p_.at(pre + "in_proj.weight"), 2 * E);
+    const Vec& cw = p_.at(pre + "conv1d.weight");
+    const Vec& cb = p_.at(pre + "conv1d.bias");
+    Mat x(L, Vec(E));
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t e = 0; e < E; ++e) {
+        double acc = cb[e];
+        for (int64_t w = 0; w < W; ++w) {
+          int64_t s = t - W + 1 + w;
+          if (s >= 0) acc += cw[e * W + w] * xz[s][e];
+        }
+        x[t][e] = silu(acc);
+      }
+    Mat dbl = matvec(x, p_.at(pre + "x_proj.weight"), R + 2 * N);
+    const Vec& dtw = p_.at(pre + "dt_proj.weight");
+    const Vec& dtb = p_.at(pre + "dt_proj.bias");
+    const Vec& alog = p_.at(pre + "A_log");
+    const Vec& Dv = p_.at(pre + "D");
+    Mat y(L, Vec(E));
+    Mat state(E, Vec(N, 0.0));
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t e = 0; e < E; ++e) {
+        double dt = 0;
+        for (int64_t k = 0; k < R; ++k) dt += dbl[t][k] * dtw[e * R + k];
+        const double delta = softplus(dt + dtb[e]);
+        double acc = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const double A = -std::exp(alog[e * N + n]);
+          state[e][n] = std::exp(delta * A) * state[e][n] + delta * dbl[t][R + n] * x[t][e];
+          acc += state[e][n] * dbl[t][R + N + n];
+        }
+        acc += Dv[e] * x[t][e];
+        y[t][e] = acc * silu(xz[t][E + e]);
+      }
+    return matvec(y, p_.at(pre + "out_proj.weight"), c_.d_model);
+  }
+
+  MambaConfig c_;
+  std::map<std::string, Vec> p_;
+};
+
+TEST(Model, ParameterNamesAreHuggingFaces) {
+  Generator gen(1);
+  MambaLM model(small_config(), gen);
+  std::vector<std::string> names;
+  for (const auto& [n, t] : model.named_parameters()) names.push_back(n);
+  const std::vector<std::string> layer = {"norm.weight",        "mixer.in_proj.weight", "mixer.conv1d.weight",
+                                          "mixer.conv1d.bias",  "mixer.x_proj.weight",  "mixer.dt_proj.weight",
+                                          "mixer.dt_proj.bias", "mixer.out_proj.weight", "mixer.A_log",
+                                          "mixer.D"};
+  std::vector<std::string> expected = {"backbone.embeddings.weight"};
+  for (int i = 0; i < 2; ++i)
+    for (const auto& n : layer) expected.push_back("backbone.layers." + std::to_string(i) + "." + n);
+  expected.push_back("backbone.norm_f.weight");
+  std::sort(names.begin(), names.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(names, expected);
+  std::map<std::string, Shape> shapes;
+  for (const auto& [n, t] : model.named_parameters()) shapes[n] = t.shape();
+  EXPECT_EQ(shapes["backbone.embeddings.weight"], (Shape{16, 8}));
+  EXPECT_EQ(shapes["backbone.layers.0.mixer.in_proj.weight"], (Shape{32, 8}));
+  EXPECT_EQ(shapes["backbone.layers.0.mixer.conv1d.weight"], (Shape{16, 1, 4}));
+  EXPECT_EQ(shapes["backbone.layers.0.mixer.x_proj.weight"], (Shape{1 + 32, 16}));
+  EXPECT_EQ(shapes["backbone.layers.0.mixer.dt_proj.weight"], (Shape{16, 1}));
+  EXPECT_EQ(shapes["backbone.layers.0.mixer.A_log"], (Shape{16, 16}));
+  EXPECT_EQ(shapes["backbone.layers.0.mixer.out_proj.weight"], (Shape{8, 16}));
+}
+
+TEST(Model, ForwardEqualsNaiveEvaluation) {
+  Generator gen(2);
+  MambaConfig cfg = small_config();
+  MambaLM model(cfg, gen, DType::f64);
+  // Make every parameter matter: random norm weights, D and A_log instead of their constant init.
+  for (auto& [name, t] : model.named_parameters())
+    if (t.dim() == 1 || name.find("A_log") != std::string::npos) t.copy_(uniform(t.shape(), 0.5, 1.5, gen, DType::f64));
+  const std::vector<std::vector<int64_t>> seqs = {{3, 1, 4, 1, 5, 9, 2, 6, 5}, {10, 0, 7, 7, 2, 8, 1, 8, 2}};
+  Tensor ids = from_vector<int64_t>({3, 1, 4, 1, 5, 9, 2, 6, 5, 10, 0, 7, 7, 2, 8, 1, 8, 2}, {2, 9});
+  std::vector<double> got = model.forward(ids).to_vector<double>();
+  NaiveMamba naive(model);
+  double max_err = 0, max_ref = 0;
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    auto ref = naive.logits(seqs[b]);
+    for (size_t t = 0; t < ref.size(); ++t)
+      for (size_t v = 0; v < ref[t].size(); ++v) {
+        max_err = std::max(max_err, std::abs(got[(b * 9 + t) * 16 + v] - ref[t][v]));
+        max_ref = std::max(max_ref, std::abs(ref[t][v]));
+      }
+  }
+  EXPECT_GT(max_ref, 1e-2);
+  EXPECT_LE(max_err, 1e-10);
+}
+
+TEST(Model, WholeModelGradcheckEveryParameter) {
+  Generator gen(3);
+  MambaLM model(small_config(), gen, DType::f64);
+  for (auto& [name, t] : model.named_parameters())
+    if (t.dim() == 1) t.copy_(uniform(t.shape(), 0.5, 1.5, gen, DType::f64));
+  Tensor ids = from_vector<int64_t>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 9});
+  Tensor targets = from_vector<int64_t>({2, 3, 4, 5, 6, 7, 8, 9, 10}, {1, 9});
+  std::vector<Tensor> params = model.parameters();
+  autograd::GradcheckResult r = autograd::gradcheck(
+      [&](const std::vector<Tensor>&) { return model.loss(ids, targets); }, params);
+  EXPECT_LE(r.max_relative_error, 1e-6) << r.report;
+}
+
+struct Stats {
+  double mean = 0, stddev = 0, lo = 1e300, hi = -1e300;
+  int64_t n = 0;
+};
+Stats stats(const Tensor& t) {
+  Stats s;
+  std::vector<double> v = t.to_vector<double>();
+  s.n = int64_t(v.size());
+  for (double x : v) s.mean += x / double(v.size()), s.lo = std::min(s.lo, x), s.hi = std::max(s.hi, x);
+  for (double x : v) s.stddev += (x - s.mean) * (x - s.mean) / double(v.size());
+  s.stddev = std::sqrt(s.stddev);
+  return s;
+}
+
+// A uniform U(-b, b) draw: inside the bounds, close to them, centred, std b / sqrt(3).
+void expect_uniform(const std::string& name, const Tensor& t, double b) {
+  SCOPED_TRACE(name);
+  Stats s = stats(t);
+  // The bound is computed in double and the draw rounded to f32: allow one f32 rounding.
+  EXPECT_GE(s.lo, -b * (1 + 1e-7));
+  EXPECT_LE(s.hi, b * (1 + 1e-7));
+  EXPECT_LT(s.lo, -0.95 * b);
+  EXPECT_GT(s.hi, 0.95 * b);
+  EXPECT_NEAR(s.mean, 0.0, 5 * b / std::sqrt(3.0 * double(s.n)));
+  EXPECT_NEAR(s.stddev, b / std::sqrt(3.0), 0.03 * b / std::sqrt(3.0));
+}
+
+TEST(Model, InitializationMatchesDesignOn130mShape) {
+  MambaConfig cfg;  // defaults are mamba-130m: d_model 768, 24 layers, vocab 50277
+  cfg.d_model = 768;
+  cfg.n_layer = 24;
+  Generator gen(4);
+  MambaLM model(cfg, gen);
+  EXPECT_EQ(cfg.padded_vocab(), 50280);
+  std::map<std::string, Tensor> p;
+  for (const auto& [n, t] : model.named_parameters()) p[n] = t;
+  EXPECT_EQ(p.size(), 2u + 24u * 10u);
+  EXPECT_NEAR(double(model.num_parameters()), 129.1e6, 0.5e6);
+
+  Stats emb = stats(p["backbone.embeddings.weight"]);
+  EXPECT_NEAR(emb.mean, 0.0, 5 * 0.02 / std::sqrt(double(emb.n)));
+  EXPECT_NEAR(emb.stddev, 0.02, 0.0002);
+  for (int i : {0, 23}) {
+    const std::string pre = "backbone.layers." + std::to_string(i) + ".";
+    expect_uniform(pre + "in_proj", p[pre + "mixer.in_proj.weight"], 1 / std::sqrt(768.0));
+    expect_uniform(pre + "x_proj", p[pre + "mixer.x_proj.weight"], 1 / std::sqrt(1536.0));
+    expect_uniform(pre + "dt_proj", p[pre + "mixer.dt_proj.weight"], 1 / std::sqrt(48.0));
+    expect_uniform(pre + "out_proj", p[pre + "mixer.out_proj.weight"], 1 / std::sqrt(1536.0) / std::sqrt(24.0));
+    // Conv weight and bias are small (1536 * 4 and 1536 values): check bounds and mean loosely.
+    for (const char* n : {"mixer.conv1d.weight", "mixer.conv1d.bias"}) {
+      Stats s = stats(p[pre + n]);
+      EXPECT_GE(s.lo, -0.5);
+      EXPECT_LE(s.hi, 0.5);
+      EXPECT_NEAR(s.stddev, 0.5 / std::sqrt(3.0), 0.02);
+    }
+    for (double v : p[pre + "norm.weight"].to_vector<double>()) ASSERT_EQ(v, 1.0);
+    for (double v : p[pre + "mixer.D"].to_vector<double>()) ASSERT_EQ(v, 1.0);
+    std::vector<double> alog = p[pre + "mixer.A_log"].to_vector<double>();
+    for (int64_t e = 0; e < 1536; e += 97)
+      for (int64_t n = 0; n < 16; ++n) ASSERT_NEAR(alog[size_t(e * 16 + n)], std::log(double(n + 1)), 1e-6);
+    // softplus(dt bias) is the dt draw: in [dt_min, dt_max], log-uniform.
+    double log_mean = 0;
+    for (double b : p[pre + "mixer.dt_proj.bias"].to_vector<double>()) {
+      const double dt = std::log1p(std::exp(b));
+      EXPECT_GE(dt, 1e-3 * (1 - 1e-5));
+      EXPECT_LE(dt, 0.1 * (1 + 1e-5));
+      log_mean += std::log(dt) / 1536;
+    }
+    const double mid = (std::log(1e-3) + std::log(0.1)) / 2, spread = (std::log(0.1) - std::log(1e-3)) / std::sqrt(12.0);
+    EXPECT_NEAR(log_mean, mid, 5 * spread / std::sqrt(1536.0));
+  }
+  for (double v : p["backbone.norm_f.weight"].to_vector<double>()) ASSERT_EQ(v, 1.0);
+}
+
+TEST(Model, SameSeedSameModel) {
+  Generator g1(9), g2(9);
+  MambaLM a(small_config(), g1), b(small_config(), g2);
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_EQ(pa[i].second.to_vector<float>(), pb[i].second.to_vector<float>());
+}
+
+}  // namespace
