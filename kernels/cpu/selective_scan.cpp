@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace serpent::cpu {
 
@@ -40,8 +41,9 @@ void selective_scan_forward(const ScanParams<T>& p, T* out, T* last_state) {
           const T* Ae = p.A + e * N;
           T* s = state.data() + (e - e0) * N;
           T y = 0;
+#pragma omp simd reduction(+ : y)
           for (int64_t n = 0; n < N; ++n) {
-            s[n] = std::exp(dt * Ae[n]) * s[n] + dt * Bt[n] * u;
+            s[n] = fast_exp(dt * Ae[n]) * s[n] + dt * Bt[n] * u;
             y += s[n] * Ct[n];
           }
           if (p.D) y += p.D[e] * u;
@@ -88,8 +90,9 @@ void selective_scan_backward(const ScanParams<T>& p, const T* dout, const ScanGr
           T* s = states.data() + k * N;
           const T* prev = t > 0 ? states.data() + ((t - 1) * EB + (e - e0)) * N : nullptr;
           T y = 0;
+#pragma omp simd reduction(+ : y)
           for (int64_t n = 0; n < N; ++n) {
-            s[n] = std::exp(dt * Ae[n]) * (prev ? prev[n] : T(0)) + dt * Bt[n] * u;
+            s[n] = fast_exp(dt * Ae[n]) * (prev ? prev[n] : T(0)) + dt * Bt[n] * u;
             y += s[n] * Ct[n];
           }
           if (p.D) y += p.D[e] * u;
@@ -125,9 +128,10 @@ void selective_scan_backward(const ScanParams<T>& p, const T* dout, const ScanGr
           T* an = a_next.data() + (e - e0) * N;
           T* dAe = dA_part.data() + (b * E + e) * N;
           T ddelta = 0;
+#pragma omp simd reduction(+ : du, ddelta)
           for (int64_t n = 0; n < N; ++n) {
             const T gn = gs[n] * an[n] + Ct[n] * dy;
-            const T a = std::exp(dt * Ae[n]);
+            const T a = fast_exp(dt * Ae[n]);
             const T sa = prev ? prev[n] * a : T(0);  // s_{t-1} a_t
             dCt[n] += dy * s[n];
             dBt[n] += gn * dt * u;
