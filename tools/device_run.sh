@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One session on the GPU machine: build for sm_90, run the CUDA tests, then the stages named on
+# the command line. Logs go to $OUT. Usage: tools/device_run.sh [tokenizer-refs] [bench] ...
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+OUT=${OUT:-/tmp/serpent-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null || true
+start=$(date +%s)
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
+  cmake --build build-gpu -j "$(nproc)" >> "$OUT/build.log" 2>&1
+status=$?
+echo "build: status $status, $(( $(date +%s) - start )) s"
+if [ $status -ne 0 ]; then grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; fi
+
+for stage in "${@:-}"; do
+  case "$stage" in
+    cuda-tests)
+      ./build-gpu/serpent_tests --gtest_filter='Cuda*' > "$OUT/cuda_tests.log" 2>&1
+      echo "cuda tests: status $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$OUT/cuda_tests.log"; grep -B2 -A6 "Failure" "$OUT/cuda_tests.log" | head -60 ;;
+    all-tests)
+      (cd build-gpu && ctest -j 8 --output-on-failure > "$OUT/ctest.log" 2>&1); echo "ctest: status $?"; tail -5 "$OUT/ctest.log" ;;
+    tokenizer-refs)
+      python3 tools/make_tokenizer_refs.py data/tokenizers/gpt-neox-20b/tokenizer.json data/tokenizers/gpt2/tokenizer.json \
+        --out "$OUT" > "$OUT/tokenizer_refs.log" 2>&1
+      echo "tokenizer refs: status $?"; tail -3 "$OUT/tokenizer_refs.log" ;;
+    "") ;;
+    *) echo "unknown stage $stage" ;;
+  esac
+done
