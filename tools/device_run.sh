@@ -25,6 +25,10 @@ for stage in "${@:-}"; do
       python3 tools/make_tokenizer_refs.py data/tokenizers/gpt-neox-20b/tokenizer.json data/tokenizers/gpt2/tokenizer.json \
         --out "$OUT" > "$OUT/tokenizer_refs.log" 2>&1
       echo "tokenizer refs: status $?"; tail -3 "$OUT/tokenizer_refs.log" ;;
+    scan-bench)
+      for shape in 8,1536,2048,16 16,1536,2048,16 2,1536,8192,16 8,4096,2048,16; do
+        ./build-gpu/serpent bench scan --shape $shape 2>&1 | tee -a "$OUT/scan_bench.log"
+      done ;;
     "") ;;
     *) echo "unknown stage $stage" ;;
   esac
