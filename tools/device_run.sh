@@ -17,7 +17,7 @@ if [ $status -ne 0 ]; then grep -E "error|Error" "$OUT/build.log" | head -40; ex
 for stage in "${@:-}"; do
   case "$stage" in
     cuda-tests)
-      ./build-gpu/serpent_tests --gtest_filter='Cuda*' > "$OUT/cuda_tests.log" 2>&1
+      ./build-gpu/serpent_tests --gtest_filter='*Cuda*' > "$OUT/cuda_tests.log" 2>&1
       echo "cuda tests: status $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$OUT/cuda_tests.log"; grep -B2 -A6 "Failure" "$OUT/cuda_tests.log" | head -60 ;;
     all-tests)
       (cd build-gpu && ctest -j 8 --output-on-failure > "$OUT/ctest.log" 2>&1); echo "ctest: status $?"; tail -5 "$OUT/ctest.log" ;;
