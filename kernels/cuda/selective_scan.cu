@@ -110,47 +110,75 @@ struct Lane {
   }
 };
 
-// Fills the tile for time steps [ts, ts + S) of batch b, channels [d0, d0 + 32): the scalars
-// every step needs, each computed once, and B, C. Steps past `te` and channels past E are 0.
+// Loading a segment's tile is split in two so that the global loads of the next segment are
+// in flight while the current one computes: prefetch() issues the loads into registers (raw
+// activation values), commit() computes the per-element scalars from them into shared memory:
+// softplus(delta + bias) and its derivative, u, the z gate (and, in backward, dy = dout *
+// silu(z) and dout * silu'(z)), each once per element, plus the rows of B and C. Steps past
+// `te` and channels past E read as 0.
 template <class T, int NS>
-__device__ void load_tile(const ScanArgs& a, const void* dout, int64_t b, int64_t d0, int64_t ts, int64_t te,
-                          bool backward, const Tile<NS>& tile) {
-  constexpr int S = Shape<NS>::S, NP = Shape<NS>::NP;
-  for (int idx = threadIdx.x; idx < S * kChannels; idx += kThreads) {
-    const int t = idx / kChannels, ch = idx % kChannels;
-    const int64_t d = d0 + ch, gt = ts + t;
-    float dt = 0.f, dsp = 0.f, u = 0.f, gate = 0.f, dy = 0.f, zfac = 0.f;
-    if (gt < te && d < a.E) {
+struct TileLoader {
+  static constexpr int S = Shape<NS>::S, NP = Shape<NS>::NP;
+  static constexpr int kPer = S * kChannels / kThreads;  // scalar elements per thread
+  static constexpr int kRows = (S * NP + kThreads - 1) / kThreads;
+  T delta[kPer], u[kPer], z[kPer], dout[kPer], Bv[kRows], Cv[kRows];
+
+  __device__ void prefetch(const ScanArgs& a, const void* dout_p, int64_t b, int64_t d0, int64_t ts, int64_t te) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int idx = threadIdx.x + j * kThreads, t = idx / kChannels, ch = idx % kChannels;
+      const int64_t d = d0 + ch, gt = ts + t;
+      const bool in = gt < te && d < a.E;
       const int64_t g = (b * a.L + gt) * a.E + d;
-      const float raw = load<T>(a.delta, g) + (a.delta_bias ? a.delta_bias[d] : 0.f);
-      if (!a.delta_softplus || raw > 20.f) {
-        dt = raw, dsp = 1.f;
-      } else {
-        dt = log1pf(expf(raw)), dsp = sigmoidf(raw);
-      }
-      u = load<T>(a.u, g);
-      float sg = 1.f, zv = 0.f;
-      if (a.z) zv = load<T>(a.z, g), sg = sigmoidf(zv);
-      gate = a.z ? zv * sg : 1.f;
-      if (backward) {
-        const float go = load<T>(dout, g);
-        dy = go * gate;
-        zfac = a.z ? go * sg * (1.f + zv * (1.f - sg)) : 0.f;
-      }
+      delta[j] = in ? static_cast<const T*>(a.delta)[g] : T(0.f);
+      u[j] = in ? static_cast<const T*>(a.u)[g] : T(0.f);
+      z[j] = in && a.z ? static_cast<const T*>(a.z)[g] : T(0.f);
+      dout[j] = in && dout_p ? static_cast<const T*>(dout_p)[g] : T(0.f);
     }
-    tile.at(kDt, t, ch) = dt;
-    tile.at(kU, t, ch) = u;
-    tile.at(kGate, t, ch) = backward ? dsp : gate;
-    if (backward) tile.at(kDy, t, ch) = dy, tile.at(kZfac, t, ch) = zfac;
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      const int idx = threadIdx.x + j * kThreads, t = idx / NP, n = idx % NP;
+      const bool in = idx < S * NP && ts + t < te && n < a.N;
+      const int64_t g = (b * a.L + ts + t) * a.N + n;
+      Bv[j] = in ? static_cast<const T*>(a.Bm)[g] : T(0.f);
+      Cv[j] = in ? static_cast<const T*>(a.Cm)[g] : T(0.f);
+    }
   }
-  for (int idx = threadIdx.x; idx < S * NP; idx += kThreads) {
-    const int t = idx / NP, n = idx % NP;
-    const bool in = ts + t < te && n < a.N;
-    const int64_t g = (b * a.L + ts + t) * a.N + n;
-    tile.Bs[idx] = in ? load<T>(a.Bm, g) : 0.f;
-    tile.Cs[idx] = in ? load<T>(a.Cm, g) : 0.f;
+
+  __device__ void commit(const ScanArgs& a, int64_t d0, int64_t ts, int64_t te, bool backward,
+                         const Tile<NS>& tile) const {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int idx = threadIdx.x + j * kThreads, t = idx / kChannels, ch = idx % kChannels;
+      const int64_t d = d0 + ch;
+      float dt = 0.f, dsp = 0.f, gate = 0.f, dy = 0.f, zfac = 0.f;
+      if (ts + t < te && d < a.E) {
+        const float raw = to_compute(delta[j]) + (a.delta_bias ? a.delta_bias[d] : 0.f);
+        if (!a.delta_softplus || raw > 20.f) {
+          dt = raw, dsp = 1.f;
+        } else {
+          dt = log1pf(expf(raw)), dsp = sigmoidf(raw);
+        }
+        const float zv = to_compute(z[j]), sg = a.z ? sigmoidf(zv) : 1.f;
+        gate = a.z ? zv * sg : 1.f;
+        if (backward) {
+          const float go = to_compute(dout[j]);
+          dy = go * gate;
+          zfac = a.z ? go * sg * (1.f + zv * (1.f - sg)) : 0.f;
+        }
+      }
+      tile.at(kDt, t, ch) = dt;
+      tile.at(kU, t, ch) = to_compute(u[j]);
+      tile.at(kGate, t, ch) = backward ? dsp : gate;
+      if (backward) tile.at(kDy, t, ch) = dy, tile.at(kZfac, t, ch) = zfac;
+    }
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      const int idx = threadIdx.x + j * kThreads;
+      if (idx < S * NP) tile.Bs[idx] = to_compute(Bv[j]), tile.Cs[idx] = to_compute(Cv[j]);
+    }
   }
-}
+};
 
 // Writes a slot of the tile (outputs staged there) to a (B, L, E) array of T.
 template <class T, int NS>
@@ -199,10 +227,13 @@ __global__ void __launch_bounds__(kThreads) chunk_summary_kernel(ScanArgs a, int
   Lane<NS> l(a, TL);
   float s[NS] = {};
   float sum_dt = 0.f;
+  TileLoader<T, NS> loader;
+  loader.prefetch(a, nullptr, l.b, l.d0, l.t0, l.t1);
   for (int64_t ts = l.t0; ts < l.t1; ts += Sh::S) {
     __syncthreads();
-    load_tile<T, NS>(a, nullptr, l.b, l.d0, ts, l.t1, false, tile);
+    loader.commit(a, l.d0, ts, l.t1, false, tile);
     __syncthreads();
+    if (ts + Sh::S < l.t1) loader.prefetch(a, nullptr, l.b, l.d0, ts + Sh::S, l.t1);
     const int steps = int(std::min<int64_t>(Sh::S, l.t1 - ts));
     for (int t = 0; t < steps; ++t) {
       const float dt = tile.at(kDt, t, l.ch);
@@ -234,13 +265,16 @@ __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ScanArgs a, int6
       s[i] = exp2_approx(sum_dt * l.A2[i]) * s[i] + (l.has_state(a, i) ? s_local[l.chunk_state(a, c, i)] : 0.f);
   }
   const float Dd = l.valid && a.D ? a.D[l.d] : 0.f;
+  TileLoader<T, NS> loader;
+  loader.prefetch(a, nullptr, l.b, l.d0, l.t0, l.t1);
   for (int64_t ts = l.t0; ts < l.t1; ts += Sh::S) {
 #pragma unroll
     for (int i = 0; i < NS; ++i)
       if (l.has_state(a, i)) checkpoints[l.checkpoint(a, ts / Sh::S, i)] = s[i];
     __syncthreads();
-    load_tile<T, NS>(a, nullptr, l.b, l.d0, ts, l.t1, false, tile);
+    loader.commit(a, l.d0, ts, l.t1, false, tile);
     __syncthreads();
+    if (ts + Sh::S < l.t1) loader.prefetch(a, nullptr, l.b, l.d0, ts + Sh::S, l.t1);
     const int steps = int(std::min<int64_t>(Sh::S, l.t1 - ts));
 #pragma unroll 4
     for (int t = 0; t < steps; ++t) {
@@ -268,11 +302,14 @@ __global__ void __launch_bounds__(kThreads) chunk_reverse_summary_kernel(ScanArg
   Lane<NS> l(a, TL);
   float carry[NS] = {};
   const int64_t first_seg = l.t0 / Sh::S, last_seg = (l.t1 - 1) / Sh::S;
+  TileLoader<T, NS> loader;
+  loader.prefetch(a, dout, l.b, l.d0, last_seg * Sh::S, l.t1);
   for (int64_t seg = last_seg; seg >= first_seg; --seg) {
     const int64_t ts = seg * Sh::S;
     __syncthreads();
-    load_tile<T, NS>(a, dout, l.b, l.d0, ts, l.t1, true, tile);
+    loader.commit(a, l.d0, ts, l.t1, true, tile);
     __syncthreads();
+    if (seg > first_seg) loader.prefetch(a, dout, l.b, l.d0, ts - Sh::S, l.t1);
     const int steps = int(std::min<int64_t>(Sh::S, l.t1 - ts));
     for (int t = steps - 1; t >= 0; --t) {
       const float dt = tile.at(kDt, t, l.ch), dy = tile.at(kDy, t, l.ch);
@@ -333,12 +370,15 @@ __global__ void __launch_bounds__(kThreads) chunk_backward_kernel(ScanArgs a, in
   const int64_t n_eb = gridDim.x;
   const int64_t first_seg = l.t0 / S, last_seg = (l.t1 - 1) / S;
 
+  TileLoader<T, NS> loader;
+  loader.prefetch(a, dout, l.b, l.d0, last_seg * S, l.t1);
   for (int64_t seg = last_seg; seg >= first_seg; --seg) {
     const int64_t ts = seg * S;
     const int steps = int(std::min<int64_t>(S, l.t1 - ts));
     __syncthreads();
-    load_tile<T, NS>(a, dout, l.b, l.d0, ts, l.t1, true, tile);
+    loader.commit(a, l.d0, ts, l.t1, true, tile);
     __syncthreads();
+    if (seg > first_seg) loader.prefetch(a, dout, l.b, l.d0, ts - S, l.t1);
     // Walk the segment forward from its checkpoint, keeping every K-th state.
     float s[NS];
 #pragma unroll
