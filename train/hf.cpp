@@ -309,7 +309,7 @@ MambaConfig mamba_config_from_hf(const json& j, const std::string& source, bool*
 }
 
 HfModel read_hf_dir(const std::string& dir) {
-  SERPENT_CHECK(fs::is_directory(dir), "import-hf: ", dir, " is not a folder");
+  SERPENT_CHECK(fs::is_directory(dir), dir, " is not a folder (expected a Hugging Face model folder with config.json)");
   const std::string config_path = (fs::path(dir) / "config.json").string();
   SERPENT_CHECK(fs::exists(config_path), dir, " has no config.json");
   bool untied = false;
