@@ -271,6 +271,7 @@ TEST(Checkpoint, LayoutThroughRawHdf5HoldsEveryDesignTensor) {
     ASSERT_GE(a, 0);
     hid_t mem = H5Tcopy(H5T_C_S1);
     H5Tset_size(mem, H5T_VARIABLE);
+    H5Tset_cset(mem, H5T_CSET_UTF8);
     char* text = nullptr;
     ASSERT_GE(H5Aread(a, mem, &text), 0);
     EXPECT_EQ(std::string(text), c.config_yaml);

@@ -364,6 +364,17 @@ TEST(HfInterop, ByteTokenizerAndMissingTokenizer) {
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_NE(notes[0].find("byte tokenizer"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir.file("out1/tokenizer.json")));
+  EXPECT_EQ(json::parse(read_file(dir.file("out1/config.json")))["eos_token_id"], 0);  // vocab 11: no id 256
+  MambaConfig with_eot = small_config();
+  with_eot.vocab_size = 257;  // bytes and end-of-text, padded to 264
+  Checkpoint e;
+  e.model = random_model(with_eot, 1);
+  e.config_yaml = mamba_config_yaml_text(with_eot) + "data:\n  tokenizer: byte\n";
+  save_checkpoint(dir.file("eot.h5"), e);
+  export_hf(dir.file("eot.h5"), dir.file("out3"));
+  const json eot = json::parse(read_file(dir.file("out3/config.json")));
+  EXPECT_EQ(eot["eos_token_id"], 256);
+  EXPECT_EQ(eot["vocab_size"], 264);
 
   c.config_yaml = mamba_config_yaml_text(small_config()) + "data:\n  tokenizer: " + dir.file("gone.json") + "\n";
   save_checkpoint(dir.file("gone.h5"), c);

@@ -655,6 +655,7 @@ bool is_checkpoint_file(const std::string& path) {
   if (attr.get() < 0 || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) <= 0) return false;
   Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(mem.get(), H5T_VARIABLE);
+  H5Tset_cset(mem.get(), H5Tget_cset(type.get()));  // HDF5 converts VL strings only between equal character sets
   char* p = nullptr;
   if (H5Aread(attr.get(), mem.get(), &p) < 0) return false;
   const bool ours = p && std::string(p) == kFormatName;

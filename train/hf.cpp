@@ -417,9 +417,12 @@ std::vector<std::string> export_hf(const std::string& checkpoint, const std::str
   } else if (tok == "none") {
     notes.push_back("no tokenizer.json written (--tokenizer none)");
   } else if (tok == "byte") {
+    // The byte tokenizer's end-of-text is id 256 (issue 3), when the vocabulary reaches it.
+    eos = cfg.vocab_size > 256 ? 256 : 0;
     notes.push_back(
-        "the model uses serpent's byte tokenizer (token id = byte value), which has no Hugging Face "
-        "tokenizer.json; none was written");
+        str_cat("the model uses serpent's byte tokenizer (ids 0-255 are bytes, 256 is end-of-text), which "
+                "has no Hugging Face tokenizer.json; none was written (bos/eos/pad id ",
+                eos, ")"));
   } else {
     SERPENT_CHECK(fs::is_regular_file(tok), "tokenizer ", tok,
                   from_config ? " (data.tokenizer in the checkpoint's config)" : "",
