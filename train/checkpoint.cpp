@@ -276,8 +276,7 @@ class Writer {
 void check_name(const std::string& path, const std::string& what, const std::string& name) {
   SERPENT_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..", "checkpoint ",
                 path, ": ", what, " name '", name,
-                "' is not usable as an HDF5 dataset name (empty, '.', "
-                "'..' or containing '/')");
+                "' is not usable as an HDF5 dataset name (empty, '.', '..' or containing '/')");
 }
 
 void check_names(const std::string& path, const Checkpoint& c) {
