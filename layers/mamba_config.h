@@ -36,6 +36,8 @@ struct MambaConfig {
   // implementation does not support (bias, LayerNorm, untied embeddings).
   void validate() const;
   std::string summary() const;
+
+  bool operator==(const MambaConfig&) const = default;
 };
 
 }  // namespace serpent
