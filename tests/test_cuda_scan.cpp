@@ -79,6 +79,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 1000, 40, 16}, Case{1, 129, 33, 5}, Case{1, 70, 24, 33}, Case{2, 45, 24, 64},
                       Case{1, 257, 1536, 16}, Case{2, 37, 24, 16, false, false, false, true},
                       Case{2, 300, 24, 16, true, false, true, false}, Case{2, 300, 24, 16, false, true, false, true},
-                      Case{1, 160, 24, 8, true, true, false, false}));
+                      Case{1, 160, 24, 8, true, true, false, false}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      const Case& c = info.param;
+      return str_cat("B", c.B, "_L", c.L, "_E", c.E, "_N", c.N, c.use_D ? "_D" : "", c.use_z ? "_z" : "",
+                     c.use_bias ? "_bias" : "", c.softplus ? "_softplus" : "");
+    });
 
 }  // namespace

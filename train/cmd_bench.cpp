@@ -43,11 +43,10 @@ double median(std::vector<double> v) {
 // The selective scan alone, with the activations in bf16 and A, D, dt bias in f32 (the training
 // configuration), timed with CUDA events: forward, and forward + backward.
 int bench_scan(const ArgParser& p) {
+  const std::vector<int64_t> s = parse_shape(p.get("shape"), 4, "--shape B,E,L,N");
 #ifndef SERPENT_CUDA
-  (void)p;
   fail("bench scan: this build has no CUDA backend");
 #else
-  const std::vector<int64_t> s = parse_shape(p.get("shape"), 4, "--shape B,E,L,N");
   const int64_t B = s[0], E = s[1], L = s[2], N = s[3];
   const Device dev = Device::parse(p.get("device"));
   SERPENT_CHECK(dev.is_cuda(), "bench scan: needs --device cuda:N");
