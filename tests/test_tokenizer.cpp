@@ -14,6 +14,7 @@
 #include "data/text_source.h"
 #include "data/tokenizer.h"
 #include "data/unicode.h"
+#include "tests/data_helpers.h"
 #include "tests/helpers.h"
 
 namespace serpent {
@@ -216,6 +217,181 @@ TEST(TokenizerExact, GptNeox20bMatchesHuggingFace) {
 }
 TEST(TokenizerExact, Gpt2MatchesHuggingFace) {
   check_exact(gpt2(), "gpt2");
+}
+
+// ---- Round trips and added tokens ------------------------------------------------------------
+
+// Every text of the test set comes back from decode(encode(text)): as is for GPT-2, in NFC for
+// GPT-NeoX (whose normalizer is NFC), invalid UTF-8 with its bytes replaced by U+FFFD.
+TEST(Tokenizer, RoundTripsTheTestSet) {
+  for (const auto& e : std::filesystem::directory_iterator(data_path("tokenizer/texts"))) {
+    const std::string raw = read_file(e.path().string());
+    const std::string clean = unicode::sanitize_utf8(raw);
+    EXPECT_EQ(gpt2().decode(gpt2().encode(raw)), clean) << e.path();
+    EXPECT_EQ(neox().decode(neox().encode(raw)), unicode::nfc(clean)) << e.path();
+  }
+}
+
+TEST(Tokenizer, RoundTripsRandomText) {
+  Generator gen(11);
+  // Code points drawn from ranges that exercise every path: ASCII, Latin-1, combining marks,
+  // Hangul jamo and syllables, CJK, emoji, white space of all kinds.
+  const std::vector<std::pair<char32_t, char32_t>> ranges = {
+      {0x20, 0x7E},     {0x09, 0x0D},     {0xA0, 0xFF},       {0x300, 0x36F},   {0x1100, 0x1175}, {0x11A8, 0x11C2},
+      {0xAC00, 0xAC40}, {0x4E00, 0x4E40}, {0x1F600, 0x1F640}, {0x2000, 0x200B}, {0x3000, 0x3003}};
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string s;
+    const int n = 1 + int(gen.uniform() * 60);
+    for (int k = 0; k < n; ++k) {
+      const auto& r = ranges[size_t(gen.uniform() * double(ranges.size()))];
+      unicode::append_utf8(s, r.first + char32_t(gen.uniform() * double(r.second - r.first + 1)));
+    }
+    if (gen.uniform() < 0.2) s = gen.uniform() < 0.5 ? "<|endoftext|>" + s : s + "<|endoftext|>";
+    EXPECT_EQ(gpt2().decode_bytes(gpt2().encode(s)), s);
+    EXPECT_EQ(neox().decode_bytes(neox().encode(s)), unicode::nfc(s));
+    ByteTokenizer bt;
+    EXPECT_EQ(bt.decode_bytes(bt.encode(s)), s);
+  }
+}
+
+TEST(Tokenizer, EndOfTextInsideTextIsTheSpecialId) {
+  EXPECT_EQ(neox().eot_id(), 0);
+  EXPECT_EQ(gpt2().eot_id(), 50256);
+  EXPECT_EQ(neox().vocab_size(), 50277);
+  EXPECT_EQ(gpt2().vocab_size(), 50257);
+  EXPECT_EQ(gpt2().encode("<|endoftext|>"), (std::vector<int32_t>{50256}));
+  // "Hello" = 15496, " world" = 995 in GPT-2's encoder.json.
+  EXPECT_EQ(gpt2().encode("Hello<|endoftext|> world"), (std::vector<int32_t>{15496, 50256, 995}));
+  EXPECT_EQ(neox().encode("<|padding|><|endoftext|>"), (std::vector<int32_t>{1, 0}));
+  // GPT-NeoX's runs of spaces are added tokens: "  " (two spaces) is id 50276, and the word after
+  // a run loses its leading space, as in Hugging Face.
+  EXPECT_EQ(neox().token_id("  "), 50276);
+  const auto ids = neox().encode("a  b");
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[1], 50276);
+  EXPECT_EQ(neox().decode(ids), "a  b");
+}
+
+TEST(Tokenizer, InvalidUtf8IsReplacedBeforeEncoding) {
+  const std::string bad = "caf\xE9 \xF0\x9F\x98 ok \xED\xA0\x80";
+  const std::string R = "\xEF\xBF\xBD";
+  const std::string replaced = "caf" + R + " " + R + " ok " + R + R + R;
+  EXPECT_EQ(gpt2().encode(bad), gpt2().encode(replaced));
+  EXPECT_EQ(neox().encode(bad), neox().encode(replaced));
+  EXPECT_EQ(gpt2().decode(gpt2().encode(bad)), replaced);
+}
+
+TEST(Tokenizer, DecodeRejectsIdsOutsideTheVocabulary) {
+  testing::expect_error([] { gpt2().decode({50257}); }, {"50257", "outside the vocabulary"});
+  testing::expect_error([] { ByteTokenizer().decode({-1}); }, {"-1", "outside"});
+}
+
+TEST(Tokenizer, ByteTokenizer) {
+  ByteTokenizer bt;
+  EXPECT_EQ(bt.vocab_size(), 257);
+  EXPECT_EQ(bt.eot_id(), 256);
+  EXPECT_EQ(bt.encode("ab<|endoftext|>\xFF"), (std::vector<int32_t>{97, 98, 256, 255}));
+  EXPECT_EQ(bt.decode_bytes({104, 105, 256, 0}), std::string("hi<|endoftext|>\0", 16));
+  EXPECT_EQ(load_tokenizer("byte")->name(), "byte");
+}
+
+// A tiny tokenizer.json whose added tokens use every flag; the expected splits follow Hugging
+// Face's AddedVocabulary rules (leftmost-longest match; lstrip / rstrip take the white space
+// beside the token; "normalized" tokens are matched after NFC).
+std::string tiny_tokenizer_json(const std::string& extra_added = "") {
+  nlohmann::json vocab = nlohmann::json::object();
+  // GPT-2's byte-to-character map, rebuilt independently of data/bpe.cpp: printable Latin-1
+  // stands for itself, the other bytes take U+0100 onwards in order.
+  int next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    std::string ch;
+    unicode::append_utf8(ch, char32_t(printable ? b : next++));
+    vocab[ch] = b;
+  }
+  vocab["ab"] = 256;
+  vocab["abc"] = 257;
+  nlohmann::json j = {
+      {"version", "1.0"},
+      {"normalizer", {{"type", "NFC"}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"a b", "ab c"}}}},
+  };
+  j["added_tokens"] = nlohmann::json::parse(
+      R"([{"id": 258, "content": "<L>", "lstrip": true, "rstrip": false, "normalized": false, "special": true},
+          {"id": 259, "content": "<R>", "lstrip": false, "rstrip": true, "normalized": false, "special": true},
+          {"id": 260, "content": "<LR>", "lstrip": true, "rstrip": true, "normalized": false, "special": true},
+          {"id": 261, "content": "\u00e9t\u00e9", "normalized": true, "special": false},
+          {"id": 262, "content": "<L>>", "normalized": false, "special": false})" +
+      extra_added + "]");
+  return j.dump();
+}
+
+TEST(Tokenizer, AddedTokenFlagsFollowHuggingFace) {
+  testing::TempDir dir;
+  testing::write_bytes(dir / "tokenizer.json", tiny_tokenizer_json());
+  BpeTokenizer t(dir / "tokenizer.json");
+  using V = std::vector<int32_t>;
+  EXPECT_EQ(t.vocab_size(), 263);
+  EXPECT_EQ(t.encode("abc ab"), (V{257, 32, 256}));         // merges; " " alone is byte 32 (no Ġab token)
+  EXPECT_EQ(t.encode("x  <L>y"), (V{'x', 258, 'y'}));       // lstrip eats the spaces before
+  EXPECT_EQ(t.encode("x<R>  y"), (V{'x', 259, 'y'}));       // rstrip eats the spaces after
+  EXPECT_EQ(t.encode("x \t<LR>\n y"), (V{'x', 260, 'y'}));  // both
+  EXPECT_EQ(t.encode("x <R> y"), (V{'x', 32, 259, 'y'}));   // no lstrip: the space before stays
+  EXPECT_EQ(t.encode("<L>>"), (V{262}));                    // longest match wins
+  // "été" is matched after NFC: the decomposed spelling finds it too.
+  EXPECT_EQ(t.encode("\xC3\xA9t\xC3\xA9"), (V{261}));
+  EXPECT_EQ(t.encode("e\xCC\x81te\xCC\x81"), (V{261}));
+  EXPECT_EQ(t.decode(V{'x', 258, 'y'}), "x<L>y");
+}
+
+TEST(Tokenizer, RefusesWhatItCannotEncodeExactly) {
+  testing::TempDir dir;
+  testing::write_bytes(
+      dir / "sw.json",
+      tiny_tokenizer_json(R"(,{"id": 263, "content": "<W>", "single_word": true, "normalized": false})"));
+  testing::expect_error([&] { BpeTokenizer t(dir / "sw.json"); }, {"sw.json", "<W>", "single_word"});
+  testing::write_bytes(dir / "broken.json", "{\"model\": ");
+  testing::expect_error([&] { BpeTokenizer t(dir / "broken.json"); }, {"broken.json", "not valid JSON"});
+  auto j = nlohmann::json::parse(tiny_tokenizer_json());
+  j["normalizer"] = {{"type", "NFKC"}};
+  testing::write_bytes(dir / "nfkc.json", j.dump());
+  testing::expect_error([&] { BpeTokenizer t(dir / "nfkc.json"); }, {"nfkc.json", "NFKC"});
+  j = nlohmann::json::parse(tiny_tokenizer_json());
+  j["model"]["merges"].push_back("c d");
+  testing::write_bytes(dir / "merge.json", j.dump());
+  testing::expect_error([&] { BpeTokenizer t(dir / "merge.json"); }, {"merge.json", "merge 2", "cd"});
+  testing::expect_error([] { load_tokenizer("/nonexistent/tok.json"); }, {"/nonexistent/tok.json"});
+}
+
+// ---- serpent tokenize -------------------------------------------------------------------------
+
+std::string run(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  *rc = pclose(p);
+  return out;
+}
+
+TEST(TokenizeCommand, EncodesAndDecodes) {
+  testing::TempDir dir;
+  const std::string text = "Hello world<|endoftext|> caf\xC3\xA9\n";
+  testing::write_bytes(dir / "in.txt", text);
+  int rc;
+  const std::string bin = SERPENT_BINARY;
+  const std::string ids = run(bin + " tokenize --tokenizer " + gpt2_json() + " < " + (dir / "in.txt"), &rc);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(nlohmann::json::parse(ids).get<std::vector<int32_t>>(), gpt2().encode(text));
+  testing::write_bytes(dir / "ids.json", ids);
+  EXPECT_EQ(run(bin + " tokenize --decode --tokenizer " + gpt2_json() + " < " + (dir / "ids.json"), &rc), text);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(run("printf 'hi' | " + bin + " tokenize --tokenizer byte", &rc), "[104,105]\n");
+  testing::write_bytes(dir / "bad.json", "[1, 300]");
+  run(bin + " tokenize --decode --tokenizer byte < " + (dir / "bad.json") + " 2>/dev/null", &rc);
+  EXPECT_NE(rc, 0);
 }
 
 }  // namespace

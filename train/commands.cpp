@@ -3,9 +3,13 @@
 namespace serpent {
 
 int cmd_bench(const Args& args);
+int cmd_prepare(const Args& args);
+int cmd_tokenize(const Args& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
+      {"prepare", "tokenize text files, folders and JSONL into llm.c token shards", cmd_prepare},
+      {"tokenize", "text on stdin to token ids as JSON, or back with --decode", cmd_tokenize},
       {"bench", "throughput and per-op timings of a model on the cpu or a GPU", cmd_bench},
   };
   return table;
