@@ -29,12 +29,18 @@ void scale_(Tensor& dst, double s);         // dst *= s
 
 // ---- shape ----
 Tensor reshape(const Tensor& a, const Shape& shape);  // a view; -1 infers one size
+// Rows [start, start + length) of dimension 0: a view sharing storage (and sharing the slice of a
+// parameter's bf16_copy); the gradient is scattered back into a zero tensor of the full shape.
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length);
 // Columns [start, start + length) of the last dimension (a copy; the gradient scatters back).
 Tensor slice_last(const Tensor& a, int64_t start, int64_t length);
 
 // ---- matrix products (2-D, row-major) ----
 Tensor matmul(const Tensor& a, const Tensor& b);  // (M, K) @ (K, N) -> (M, N)
-Tensor linear(const Tensor& x, const Tensor& w);  // (M, K) @ (N, K)^T -> (M, N), as F.linear
+// (M, K) @ (N, K)^T -> (M, N), as F.linear. On a GPU, x may be bf16 with w an f32 parameter:
+// the product then reads w's bf16_copy (or a converted copy), runs in bf16 with f32
+// accumulation, returns bf16, and w's gradient comes back in f32.
+Tensor linear(const Tensor& x, const Tensor& w);
 
 // ---- model ops ----
 // weight (V, D), ids (...) of i32 or i64 -> (..., D). Every id must be in [0, V).
@@ -43,7 +49,12 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 // residual_out = h + residual (residual may be undefined: residual_out = h);
 // normed = residual_out / sqrt(mean(residual_out^2) + eps) * weight, over the last dimension.
 // Returns {normed, residual_out}. h, residual (..., D); weight (D).
-std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, const Tensor& weight, double eps);
+// On the cpu every tensor has one dtype. On a GPU the residual stream is f32 (h may be bf16 or
+// f32; residual and weight are f32; residual_out is f32) and normed has dtype out_dtype
+// (default: h's dtype), so the fused kernel reads bf16 activations and writes the bf16 input of
+// the next matmul while the residual stays in f32.
+std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, const Tensor& weight, double eps,
+                                       std::optional<DType> out_dtype = std::nullopt);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
 
 // Depthwise causal convolution over time, zero left padding, optional fused SiLU:
@@ -66,5 +77,12 @@ ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
 // Mean negative log-likelihood of targets under softmax(logits), skipping ignore_index.
 // logits (M, V); targets (M) of i32 or i64. Returns a one-element tensor of shape [].
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+
+// cross_entropy(linear(h, weight), targets) as one op that never holds all M x V logits at once:
+// rows are processed in chunks, and the gradients for h and weight are computed in the same pass
+// (the loss is the root of the graph, so backward only scales them by the upstream gradient).
+// h (M, D) f32 or bf16; weight (V, D) f32 (its bf16_copy is used on a GPU when h is bf16);
+// targets (M). Returns an f32 (f64 for f64 inputs) one-element tensor.
+Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor& targets, int64_t ignore_index = -100);
 
 }  // namespace serpent

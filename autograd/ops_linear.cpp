@@ -1,5 +1,7 @@
 // Matrix products. linear(x, w) = x @ w^T is the primary form: the weight stays (out, in) as in
 // PyTorch and both backward products run on transposed views, never on copies.
+#include <optional>
+
 #include "autograd/checks.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
@@ -10,12 +12,13 @@ namespace serpent {
 
 namespace {
 
-// C (M, N) = op(A) @ op(B), see kernels/cpu/matmul.h.
-Tensor gemm(bool trans_a, bool trans_b, const Tensor& A, const Tensor& B, int64_t M, int64_t N, int64_t K) {
-  Tensor C = Tensor::empty({M, N}, A.dtype(), A.device());
+// C (M, N) = op(A) @ op(B), see kernels/cpu/matmul.h; C has dtype c_dt (A's by default).
+Tensor gemm(bool trans_a, bool trans_b, const Tensor& A, const Tensor& B, int64_t M, int64_t N, int64_t K,
+            std::optional<DType> c_dt = std::nullopt) {
+  Tensor C = Tensor::empty({M, N}, c_dt.value_or(A.dtype()), A.device());
   if (A.is_cuda()) {
-    SERPENT_ON_CUDA(cuda::gemm(trans_a, trans_b, M, N, K, A.data_ptr(), B.data_ptr(), C.data_ptr(), A.dtype(), false,
-                               A.device().index));
+    SERPENT_ON_CUDA(cuda::gemm(trans_a, trans_b, M, N, K, A.data_ptr(), B.data_ptr(), C.data_ptr(), A.dtype(),
+                               C.dtype(), false, A.device().index));
     return C;
   }
   dispatch_float(A.dtype(), "matmul", [&](auto z) {
@@ -46,8 +49,32 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// The bf16 operand for an f32 weight in a mixed-precision product: its maintained copy, or a
+// conversion made now.
+Tensor bf16_operand(const Tensor& w) {
+  if (w.impl().bf16_copy) return Tensor(w.impl().bf16_copy);
+  return w.detach().to(DType::bf16);
+}
+
 Tensor linear(const Tensor& x, const Tensor& w) {
   checks::floating("linear", "input", x);
+  if (x.is_cuda() && x.dtype() == DType::bf16 && w.dtype() == DType::f32) {
+    SERPENT_CHECK(w.device() == x.device(), "linear: input on ", x.device().str(), " but weight on ", w.device().str());
+    checks::rank("linear", "input", x, 2);
+    checks::rank("linear", "weight", w, 2);
+    SERPENT_CHECK(x.size(1) == w.size(1), "linear: input ", shape_str(x.shape()), " has ", x.size(1),
+                  " features but weight ", shape_str(w.shape()), " expects ", w.size(1));
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    Tensor wb = bf16_operand(w);
+    Tensor out = gemm(false, true, x, wb, M, N, K);
+    const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+    autograd::record("linear", out, {x, w},
+                     [x, wb, M, N, K, need_x, need_w](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                       return {need_x ? gemm(false, false, g[0], wb, M, K, N) : Tensor(),
+                               need_w ? gemm(true, false, g[0], x, N, K, M, DType::f32) : Tensor()};
+                     });
+    return out;
+  }
   checks::like("linear", "weight", w, "input", x);
   checks::rank("linear", "input", x, 2);
   checks::rank("linear", "weight", w, 2);

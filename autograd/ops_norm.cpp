@@ -6,7 +6,8 @@
 
 namespace serpent {
 
-std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, const Tensor& weight, double eps) {
+std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, const Tensor& weight, double eps,
+                                       std::optional<DType> out_dtype) {
   const char* op = "add_rms_norm";
   checks::floating(op, "input", h);
   SERPENT_CHECK(h.dim() >= 1, op, ": input must have at least one dimension, got ", h.str());
@@ -19,6 +20,8 @@ std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, 
   checks::like(op, "weight", weight, "input", h);
   checks::shape(op, "weight", weight, {D});
   SERPENT_CHECK(!h.is_cuda(), op, ": no CUDA kernel in this build");
+  SERPENT_CHECK(!out_dtype || *out_dtype == h.dtype(), op, ": on the cpu the output dtype must be the input's (",
+                dtype_name(h.dtype()), "), got ", dtype_name(*out_dtype));
   Tensor normed = Tensor::empty(h.shape(), h.dtype(), h.device());
   Tensor residual_out = Tensor::empty(h.shape(), h.dtype(), h.device());
   Tensor rstd = Tensor::empty({M}, h.dtype(), h.device());

@@ -18,6 +18,33 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   return out;
 }
 
+Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  checks::defined("narrow", "input", a);
+  SERPENT_CHECK(dim == 0, "narrow: only dimension 0 gives a contiguous view, got dim ", dim, " for ", a.str());
+  SERPENT_CHECK(a.dim() >= 1 && start >= 0 && length >= 0 && start + length <= a.size(0), "narrow: rows [", start,
+                ", ", start + length, ") out of range for ", a.str());
+  const int64_t row = a.size(0) ? a.numel() / a.size(0) : 0;
+  auto view_of = [&](const std::shared_ptr<TensorImpl>& base) {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = base->storage;
+    impl->offset = base->offset + start * row;
+    impl->shape = base->shape;
+    impl->shape[0] = length;
+    impl->dtype = base->dtype;
+    return impl;
+  };
+  Tensor out(view_of(a.impl_ptr()));
+  if (a.impl().bf16_copy) out.impl().bf16_copy = view_of(a.impl().bf16_copy);
+  Shape full = a.shape();
+  autograd::record("narrow", out, {a}, [full, start, length](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+    Tensor grad = Tensor::empty(full, g[0].dtype(), g[0].device());
+    grad.zero_();
+    narrow(grad, 0, start, length).copy_(g[0]);
+    return {grad};
+  });
+  return out;
+}
+
 namespace {
 
 // Gathers (scatter = false) columns [start, start+len) of src (rows, cols) into dst (rows, len),

@@ -36,6 +36,9 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;     // the op that produced this tensor
   int output_nr = 0;                           // which output of grad_fn this is
   std::function<void(Tensor&)> on_grad_ready;  // called once a leaf's gradient is complete
+  // Mixed precision: a bf16 copy of an f32 parameter that GPU matmuls read instead of converting
+  // it every step. The optimizer rewrites it after each update (kernels/cuda/adamw.h).
+  std::shared_ptr<TensorImpl> bf16_copy;
 };
 
 class Tensor {

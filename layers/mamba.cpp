@@ -53,17 +53,21 @@ MambaMixer::MambaMixer(const MambaConfig& cfg, Generator& gen, DType dtype)
 Tensor MambaMixer::forward(const Tensor& x0) const {
   SERPENT_CHECK(x0.dim() == 3, "MambaMixer: expected input (B, L, d_model), got ", x0.str());
   const int64_t B = x0.size(0), L = x0.size(1), E = d_inner, N = d_state, R = dt_rank;
-  Tensor xz = linear(reshape(x0, {B * L, x0.size(2)}), in_proj.weight);  // (B*L, 2E)
-  Tensor x = reshape(slice_last(xz, 0, E), {B, L, E});
-  Tensor z = reshape(slice_last(xz, E, E), {B, L, E});
-  x = conv1d.forward(x, /*silu_activation=*/true);                       // (B, L, E)
-  Tensor dbl = linear(reshape(x, {B * L, E}), x_proj.weight);            // (B*L, R + 2N)
-  Tensor dt = linear(slice_last(dbl, 0, R), dt_proj.weight);             // (B*L, E), no bias yet
-  Tensor Bm = reshape(slice_last(dbl, R, N), {B, L, N});
-  Tensor Cm = reshape(slice_last(dbl, R + N, N), {B, L, N});
-  Tensor A = scale(exp(A_log), -1.0);                                    // (E, N)
-  ScanOutput scan = selective_scan(x, reshape(dt, {B, L, E}), A, Bm, Cm, D, z, dt_proj.bias, true);
-  Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);     // (B*L, d_model)
+  // The projections whose outputs are split ([x ; z], [dt ; B ; C]) run as one product per part
+  // on row views of the weight, so every activation is contiguous and no split copies are made.
+  Tensor x0f = reshape(x0, {B * L, x0.size(2)});
+  Tensor x = linear(x0f, narrow(in_proj.weight, 0, 0, E));                 // (B*L, E)
+  Tensor z = linear(x0f, narrow(in_proj.weight, 0, E, E));                 // (B*L, E)
+  Tensor u = conv1d.forward(reshape(x, {B, L, E}), /*silu_activation=*/true);  // (B, L, E)
+  Tensor uf = reshape(u, {B * L, E});
+  Tensor dt_low = linear(uf, narrow(x_proj.weight, 0, 0, R));              // (B*L, R)
+  Tensor Bm = linear(uf, narrow(x_proj.weight, 0, R, N));                  // (B*L, N)
+  Tensor Cm = linear(uf, narrow(x_proj.weight, 0, R + N, N));              // (B*L, N)
+  Tensor dt = linear(dt_low, dt_proj.weight);                              // (B*L, E), no bias yet
+  Tensor A = scale(exp(A_log), -1.0);                                      // (E, N)
+  ScanOutput scan = selective_scan(u, reshape(dt, {B, L, E}), A, reshape(Bm, {B, L, N}), reshape(Cm, {B, L, N}), D,
+                                   reshape(z, {B, L, E}), dt_proj.bias, true);
+  Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);       // (B*L, d_model)
   return reshape(out, {B, L, x0.size(2)});
 }
 

@@ -17,7 +17,7 @@ if [ $status -ne 0 ]; then grep -E "error|Error" "$OUT/build.log" | head -40; ex
 for stage in "${@:-}"; do
   case "$stage" in
     cuda-tests)
-      ./build-gpu/serpent_tests --gtest_filter='Cuda*' > "$OUT/cuda_tests.log" 2>&1
+      ./build-gpu/serpent_tests --gtest_filter='*Cuda*' > "$OUT/cuda_tests.log" 2>&1
       echo "cuda tests: status $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$OUT/cuda_tests.log"; grep -B2 -A6 "Failure" "$OUT/cuda_tests.log" | head -60 ;;
     all-tests)
       (cd build-gpu && ctest -j 8 --output-on-failure > "$OUT/ctest.log" 2>&1); echo "ctest: status $?"; tail -5 "$OUT/ctest.log" ;;
@@ -25,6 +25,10 @@ for stage in "${@:-}"; do
       python3 tools/make_tokenizer_refs.py data/tokenizers/gpt-neox-20b/tokenizer.json data/tokenizers/gpt2/tokenizer.json \
         --out "$OUT" > "$OUT/tokenizer_refs.log" 2>&1
       echo "tokenizer refs: status $?"; tail -3 "$OUT/tokenizer_refs.log" ;;
+    scan-bench)
+      for shape in 8,1536,2048,16 16,1536,2048,16 2,1536,8192,16 8,4096,2048,16; do
+        ./build-gpu/serpent bench scan --shape $shape 2>&1 | tee -a "$OUT/scan_bench.log"
+      done ;;
     "") ;;
     *) echo "unknown stage $stage" ;;
   esac

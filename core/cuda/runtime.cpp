@@ -99,6 +99,24 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
+EventTimer::EventTimer(int device) : device_(device) {
+  stream(device);
+  CUDA_CHECK(cudaEventCreate(&begin_));
+  CUDA_CHECK(cudaEventCreate(&end_));
+}
+EventTimer::~EventTimer() {
+  cudaEventDestroy(begin_);
+  cudaEventDestroy(end_);
+}
+void EventTimer::start() { CUDA_CHECK(cudaEventRecord(begin_, stream(device_))); }
+double EventTimer::stop() {
+  CUDA_CHECK(cudaEventRecord(end_, stream(device_)));
+  CUDA_CHECK(cudaEventSynchronize(end_));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, begin_, end_));
+  return ms;
+}
+
 namespace {
 constexpr size_t kSmallLimit = 1u << 20;
 constexpr size_t kSmallRound = 512;

@@ -36,6 +36,22 @@ cublasLtHandle_t cublas_lt(int device);
 void* gemm_workspace(int device, size_t* bytes);
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 
+// Times device work on a device's compute stream with CUDA events: start() and stop() enqueue
+// events; stop() waits for the second one and returns the elapsed milliseconds.
+class EventTimer {
+ public:
+  explicit EventTimer(int device);
+  ~EventTimer();
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  void start();
+  double stop();
+
+ private:
+  int device_;
+  cudaEvent_t begin_ = nullptr, end_ = nullptr;
+};
+
 struct MemoryStats {
   size_t allocated = 0;       // bytes in live tensors (rounded block sizes)
   size_t peak_allocated = 0;  // high-water mark of allocated since the last reset
