@@ -1,6 +1,7 @@
 // Documents from files, folders and JSONL (see data/text_source.h).
 #include "data/text_source.h"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -190,7 +191,9 @@ bool DocumentReader::next(std::string& text) {
     }
     if (why.empty()) return true;
     ++broken_lines_;
-    std::fprintf(stderr, "\n%s:%lld: skipped broken line: %s\n", s.path.c_str(), (long long)s.line, why.c_str());
+    // On a terminal, start a new line: a progress bar may be drawn on the current one.
+    std::fprintf(stderr, "%s%s:%lld: skipped broken line: %s\n", isatty(2) ? "\n" : "", s.path.c_str(),
+                 (long long)s.line, why.c_str());
   }
 }
 

@@ -28,7 +28,9 @@ std::vector<std::string> counting_shards(const TempDir& dir, const std::vector<i
   return paths;
 }
 
-std::vector<int64_t> values(const Tensor& t) { return t.to_vector<int64_t>(); }
+std::vector<int64_t> values(const Tensor& t) {
+  return t.to_vector<int64_t>();
+}
 
 TEST(Loader, ShuffleIsABijection) {
   for (int64_t n : {1, 2, 3, 5, 17, 64, 1000, 4097}) {
@@ -76,7 +78,8 @@ TEST(Loader, BatchesAreWindowsWithShiftedTargets) {
       const int64_t first = in[size_t(r * L)];
       // The window lies inside one shard, starts at a multiple of L from its start, and targets
       // are the inputs shifted by one.
-      const size_t s = size_t(std::upper_bound(shard_start.begin(), shard_start.end(), first) - shard_start.begin()) - 1;
+      const size_t s =
+          size_t(std::upper_bound(shard_start.begin(), shard_start.end(), first) - shard_start.begin()) - 1;
       EXPECT_EQ((first - shard_start[s]) % L, 0);
       for (int64_t t = 0; t < L; ++t) {
         EXPECT_EQ(in[size_t(r * L + t)], first + t);
@@ -152,7 +155,8 @@ TEST(Loader, RestoreRefusesOtherData) {
   DataLoader a(shards, {.batch_size = 2, .seq_len = 10, .seed = 1});
   DataLoader b(shards, {.batch_size = 2, .seq_len = 12, .seed = 1});
   expect_error([&] { b.restore(a.state()); }, {"cannot restore", "another seq_len"});
-  expect_error([&] { DataLoader c(shards, {.batch_size = 100, .seq_len = 10}); }, {"49 windows", "fewer than one step"});
+  expect_error([&] { DataLoader c(shards, {.batch_size = 100, .seq_len = 10}); },
+               {"49 windows", "fewer than one step"});
   expect_error([&] { DataLoader c(shards, {.rank = 2, .world_size = 2}); }, {"rank 2"});
 }
 

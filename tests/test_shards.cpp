@@ -179,10 +179,10 @@ struct Corpus {
     write_bytes(dir / "txt/notes.md", "skipped: not .txt");
     std::string jl;
     for (int i = 0; i < 40; ++i) jl += nlohmann::json{{"body", "document number " + std::to_string(i)}}.dump() + "\n";
-    jl += "{\"body\": \"unterminated\n";             // broken: invalid JSON
-    jl += "[1, 2, 3]\n";                             // broken: not an object
-    jl += "{\"text\": \"wrong key\"}\n";             // broken: no "body"
-    jl += "\n";                                      // blank: skipped silently
+    jl += "{\"body\": \"unterminated\n";            // broken: invalid JSON
+    jl += "[1, 2, 3]\n";                            // broken: not an object
+    jl += "{\"text\": \"wrong key\"}\n";            // broken: no "body"
+    jl += "\n";                                     // blank: skipped silently
     jl += "{\"body\": \"last line, no newline\"}";  // good
     write_bytes(dir / "docs.jsonl", jl);
     write_gz(dir / "docs.jsonl.gz", jl);
@@ -356,7 +356,8 @@ TEST(Prepare, CommandLine) {
   const auto m = nlohmann::json::parse(read_file(out / "manifest.json"));
   EXPECT_EQ(m["tokenizer"]["eot_id"], 50256);
   EXPECT_EQ(m["documents"]["train"].get<int>() + m["documents"]["val"].get<int>(), 41);
-  EXPECT_EQ(m["tokenizer"]["sha256"], sha256_file(std::string(SERPENT_SOURCE_DIR) + "/data/tokenizers/gpt2/tokenizer.json"));
+  EXPECT_EQ(m["tokenizer"]["sha256"],
+            sha256_file(std::string(SERPENT_SOURCE_DIR) + "/data/tokenizers/gpt2/tokenizer.json"));
 }
 
 }  // namespace
