@@ -130,8 +130,10 @@ BpeTokenizer::BpeTokenizer(const std::string& path) : path_(path), serial_(g_nex
     const json& pre = field(j, "pre_tokenizer", "", path);
     SERPENT_CHECK(!pre.is_null() && pre.value("type", "") == "ByteLevel", path,
                   ": pre_tokenizer must be ByteLevel, got ", pre.dump());
-    add_prefix_space_ = flag_or(pre, "add_prefix_space", true);
-    use_regex_ = flag_or(pre, "use_regex", true);
+    // GPT-2 and GPT-NeoX use neither option; they are refused rather than left untested.
+    SERPENT_CHECK(!flag_or(pre, "add_prefix_space", true), path,
+                  ": pre_tokenizer.add_prefix_space is true; only false (as in GPT-2 and GPT-NeoX) is supported");
+    SERPENT_CHECK(flag_or(pre, "use_regex", true), path, ": pre_tokenizer.use_regex is false; it is not supported");
     const json& dec = field(j, "decoder", "", path);
     SERPENT_CHECK(dec.is_null() || dec.value("type", "") == "ByteLevel", path, ": decoder must be ByteLevel, got ",
                   dec.dump());
@@ -330,18 +332,6 @@ void BpeTokenizer::encode(std::string_view text, std::vector<int32_t>& out) cons
 }
 
 void BpeTokenizer::encode_plain(std::string_view piece, std::vector<int32_t>& out) const {
-  if (piece.empty()) return;
-  std::string prefixed;
-  if (add_prefix_space_ && piece[0] != ' ') {
-    prefixed.reserve(piece.size() + 1);
-    prefixed.push_back(' ');
-    prefixed.append(piece);
-    piece = prefixed;
-  }
-  if (!use_regex_) {
-    bpe(piece, out);
-    return;
-  }
   std::vector<std::string_view> words;
   gpt2_pretokenize(piece, words);
   for (std::string_view w : words) bpe(w, out);

@@ -10,7 +10,8 @@
 //      the initial symbols, and merges are applied lowest rank first, leftmost first on ties.
 //
 // Supported tokenizer.json: model BPE without dropout, unk token, subword prefix or suffix and
-// byte fallback; normalizer null or NFC; pre-tokenizer ByteLevel; decoder ByteLevel (or null).
+// byte fallback (ignore_merges honoured); normalizer null or NFC; pre-tokenizer ByteLevel with
+// add_prefix_space false and use_regex true; decoder ByteLevel (or null).
 // Anything else is refused with an error naming the field, rather than encoded differently.
 #pragma once
 
@@ -68,7 +69,7 @@ class BpeTokenizer : public Tokenizer {
   const Merge* find_merge(int32_t a, int32_t b) const;
 
   std::string path_;
-  bool nfc_ = false, add_prefix_space_ = false, use_regex_ = true, ignore_merges_ = false;
+  bool nfc_ = false, ignore_merges_ = false;
   std::vector<std::string> id_bytes_;                  // the bytes each id decodes to
   std::unordered_map<std::string, int32_t> bytes_id_;  // model vocabulary, keyed by bytes
   std::array<int32_t, 256> byte_id_{};                 // the id of each single byte

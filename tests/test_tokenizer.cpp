@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "data/bpe.h"
 #include "data/pretokenize.h"
@@ -206,6 +207,14 @@ void check_exact(const BpeTokenizer& tok, const std::string& label) {
     total_bytes += raw.size();
     total_tokens += want.size();
   }
+  // A text added to the test set after the references were made is listed, not silently ignored.
+  for (const auto& f : std::filesystem::directory_iterator(data_path("tokenizer/texts"))) {
+    bool found = false;
+    for (const auto& e : texts) found = found || e["name"] == f.path().filename().string();
+    if (!found)
+      std::printf("[ WARNING  ] %s has no %s reference ids yet: regenerate with tools/make_tokenizer_refs.py\n",
+                  f.path().filename().c_str(), label.c_str());
+  }
   if (!::testing::Test::HasFailure())
     std::printf("[ exact    ] %s: %zu texts, %zu bytes, %zu tokens and %zu single lines match Hugging Face %s\n",
                 label.c_str(), texts.size(), total_bytes, total_tokens, lines,
@@ -346,6 +355,36 @@ TEST(Tokenizer, AddedTokenFlagsFollowHuggingFace) {
   EXPECT_EQ(t.decode(V{'x', 258, 'y'}), "x<L>y");
 }
 
+TEST(Tokenizer, IgnoreMergesTakesWholeWordsFromTheVocabulary) {
+  testing::TempDir dir;
+  auto j = nlohmann::json::parse(tiny_tokenizer_json());
+  j["model"]["vocab"]["xyz"] = 263;  // reachable by no merge
+  testing::write_bytes(dir / "off.json", j.dump());
+  j["model"]["ignore_merges"] = true;
+  testing::write_bytes(dir / "on.json", j.dump());
+  using V = std::vector<int32_t>;
+  EXPECT_EQ(BpeTokenizer(dir / "off.json").encode("xyz abc"), (V{'x', 'y', 'z', 32, 257}));
+  EXPECT_EQ(BpeTokenizer(dir / "on.json").encode("xyz abc"), (V{263, 32, 257}));
+}
+
+// Many threads encoding at once (as `serpent prepare` does) give what one thread gives.
+TEST(Tokenizer, ConcurrentEncodingMatchesSequential) {
+  std::vector<std::string> texts;
+  for (const auto& e : std::filesystem::directory_iterator(data_path("tokenizer/texts")))
+    texts.push_back(read_file(e.path().string()));
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& t : texts) want.push_back(neox().encode(t));
+  std::vector<std::vector<std::vector<int32_t>>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < got.size(); ++k)
+    threads.emplace_back([&, k] {
+      for (size_t i = 0; i < texts.size(); ++i) got[k].push_back(neox().encode(texts[(i + k * 7) % texts.size()]));
+    });
+  for (auto& t : threads) t.join();
+  for (size_t k = 0; k < got.size(); ++k)
+    for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(got[k][i], want[(i + k * 7) % texts.size()]) << k << " " << i;
+}
+
 TEST(Tokenizer, RefusesWhatItCannotEncodeExactly) {
   testing::TempDir dir;
   testing::write_bytes(
@@ -358,6 +397,10 @@ TEST(Tokenizer, RefusesWhatItCannotEncodeExactly) {
   j["normalizer"] = {{"type", "NFKC"}};
   testing::write_bytes(dir / "nfkc.json", j.dump());
   testing::expect_error([&] { BpeTokenizer t(dir / "nfkc.json"); }, {"nfkc.json", "NFKC"});
+  j = nlohmann::json::parse(tiny_tokenizer_json());
+  j["pre_tokenizer"].erase("add_prefix_space");  // Hugging Face's default is true
+  testing::write_bytes(dir / "prefix.json", j.dump());
+  testing::expect_error([&] { BpeTokenizer t(dir / "prefix.json"); }, {"prefix.json", "add_prefix_space"});
   j = nlohmann::json::parse(tiny_tokenizer_json());
   j["model"]["merges"].push_back("c d");
   testing::write_bytes(dir / "merge.json", j.dump());
