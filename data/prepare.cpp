@@ -4,7 +4,6 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -34,12 +33,14 @@ constexpr size_t kChunkDocs = 4096;
 
 struct Chunk {
   int64_t seq = 0, first_doc = 0;
+  uint64_t input_pos = 0;  // input bytes consumed once this chunk was read, for the progress bar
   std::vector<std::string> docs;
 };
 
 struct Encoded {
   std::vector<int32_t> train, val;
   int64_t docs_train = 0, docs_val = 0, bytes = 0;
+  uint64_t input_pos = 0;
 };
 
 // Shards and manifest already in `out`: refused, or removed with --overwrite.
@@ -71,7 +72,7 @@ class ProgressBar {
     const int width = 30, filled = int(frac * width);
     std::string bar(size_t(filled), '=');
     if (filled < width) bar += '>' + std::string(size_t(width - filled - 1), ' ');
-    std::fprintf(stderr, "%sprepare [%s] %3.0f%% %.1f/%.1f MB read, %.2fM tokens, %.1f MB/s%s", tty_ ? "\r" : "",
+    std::fprintf(stderr, "%sprepare [%s] %3.0f%% %.1f/%.1f MB of input, %.2fM tokens, %.1f MB/s%s", tty_ ? "\r" : "",
                  bar.c_str(), 100 * frac, double(done) / 1e6, double(total_) / 1e6, double(tokens) / 1e6,
                  double(done) / 1e6 / secs, tty_ && !final ? "" : "\n");
     std::fflush(stderr);
@@ -111,7 +112,6 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   int64_t chunks_read = 0, chunks_written = 0;
   bool reading_done = false, stop = false;
   std::exception_ptr error;
-  std::atomic<uint64_t> bytes_read{0};
 
   auto set_error = [&](std::exception_ptr e) {
     std::lock_guard<std::mutex> lock(mu);
@@ -131,10 +131,9 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
         while (bytes < kChunkBytes && c.docs.size() < kChunkDocs && (more = reader.next(text))) {
           bytes += text.size();
           c.docs.push_back(std::move(text));
-          bytes_read = reader.bytes_done();
         }
-        bytes_read = reader.bytes_done();
         if (c.docs.empty()) break;
+        c.input_pos = reader.bytes_done();
         c.first_doc = doc;
         doc += int64_t(c.docs.size());
         std::unique_lock<std::mutex> lock(mu);
@@ -166,6 +165,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
             todo.pop_front();
           }
           Encoded e;
+          e.input_pos = c.input_pos;
           for (size_t i = 0; i < c.docs.size(); ++i) {
             const uint64_t doc = uint64_t(c.first_doc) + i;
             const bool val = philox::uniform(o.seed, doc, 0.0, 1.0) < o.val_fraction;
@@ -198,11 +198,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
         if (stop) break;
         if (reading_done && chunks_written == chunks_read) break;
         auto it = done.find(chunks_written);
-        if (it == done.end()) {
-          lock.unlock();
-          bar.update(bytes_read, train.tokens() + val.tokens());
-          continue;
-        }
+        if (it == done.end()) continue;
         e = std::move(it->second);
         done.erase(it);
         ++chunks_written;
@@ -213,7 +209,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       res.documents_train += e.docs_train;
       res.documents_val += e.docs_val;
       res.text_bytes += e.bytes;
-      bar.update(bytes_read, train.tokens() + val.tokens());
+      bar.update(e.input_pos, train.tokens() + val.tokens());
     }
   } catch (...) {
     set_error(std::current_exception());
