@@ -6,7 +6,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <queue>
-#include <sstream>
 
 #include "core/error.h"
 #include "data/pretokenize.h"
@@ -39,8 +38,8 @@ const ByteLevelAlphabet& alphabet() {
   return a;
 }
 
-// The bytes a byte-level token string stands for; false when a character is outside the
-// alphabet (Hugging Face's decoder then emits the token's own UTF-8, which `raw` holds).
+// The bytes a byte-level token string stands for into *out; false when a character is outside
+// the alphabet (Hugging Face's decoder then emits the token's own UTF-8 instead).
 bool byte_level_bytes(const std::string& token, std::string* out) {
   const auto& a = alphabet();
   out->clear();
