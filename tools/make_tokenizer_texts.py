@@ -246,6 +246,20 @@ PUNCT = (
     "***bold*** __under__ ~~strike~~\n"
 )
 
+# Characters assigned after Unicode 14.0 (the version of Python 3.11's unicodedata), placed so
+# that whether a regex engine calls them letters or numbers changes the split, and a canonical
+# composition added in Unicode 13.0 (Dives Akuru): these pin down which Unicode versions Hugging
+# Face's pre-tokenizer and normalizer use.
+UNICODE_VERSIONS = (
+    "15.0 Kawi ab\U00011f04cd ab \U00011f04\U00011f05 digits 1\U00011f50\U00011f512 x\U00011f50y\n"
+    "15.0 Nag Mundari ab\U0001e4d0cd \U0001e4d0\U0001e4d1 digits 1\U0001e4f02 x\U0001e4f0y\n"
+    "15.0 Cyrillic modifier ab\U0001e030cd, Latin ab\U0001df25cd, CJK H ab\U00031350cd, Kaktovik 1\U0001d2c02\n"
+    "15.1 CJK I ab\U0002ebf0cd \U0002ebf0\U0002ebf1\n"
+    "16.0 Todhri ab\U000105c0cd, Sunuwar ab\U00011bc0cd, Kirat Rai ab\U00016d40cd, Egyptian ab\U00013460cd\n"
+    "16.0 Garay ab\U00010d4acd, outlined digits 1\U0001ccf02 x\U0001ccf0y\n"
+    "13.0 Dives Akuru composition \U00011935\U00011930 and precomposed \U00011938\n"
+)
+
 # Invalid UTF-8: every class of ill-formed sequence between valid text. The reference script
 # decodes bytes with errors="replace" (one U+FFFD per maximal ill-formed subsequence), which is
 # the behaviour Serpent documents in docs/DATA.md.
@@ -285,6 +299,7 @@ def main():
         "edge_punct.txt": PUNCT,
         "edge_empty.txt": "",
         "edge_bom.txt": "\ufeffA file that starts with a byte order mark.\n",
+        "edge_unicode_versions.txt": UNICODE_VERSIONS,
     })
     total = 0
     for name, text in sorted(texts.items()):

@@ -6,9 +6,13 @@ int cmd_bench(const Args& args);
 int cmd_export_hf(const Args& args);
 int cmd_import_hf(const Args& args);
 int cmd_inspect(const Args& args);
+int cmd_prepare(const Args& args);
+int cmd_tokenize(const Args& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
+      {"prepare", "tokenize text files, folders and JSONL into llm.c token shards", cmd_prepare},
+      {"tokenize", "text on stdin to token ids as JSON, or back with --decode", cmd_tokenize},
       {"export-hf", "write a checkpoint as a Hugging Face MambaForCausalLM folder", cmd_export_hf},
       {"import-hf", "read a Hugging Face Mamba folder into a checkpoint", cmd_import_hf},
       {"inspect", "summarize a checkpoint", cmd_inspect},
