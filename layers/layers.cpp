@@ -29,8 +29,9 @@ RMSNorm::RMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   register_parameter("weight", &weight, ones({dim}, dtype));
 }
 
-std::pair<Tensor, Tensor> RMSNorm::forward(const Tensor& h, const Tensor& residual) const {
-  return add_rms_norm(h, residual, weight, eps);
+std::pair<Tensor, Tensor> RMSNorm::forward(const Tensor& h, const Tensor& residual,
+                                           std::optional<DType> out_dtype) const {
+  return add_rms_norm(h, residual, weight, eps, out_dtype);
 }
 
 CausalConv1d::CausalConv1d(int64_t channels, int64_t width, bool with_bias, Generator& gen, DType dtype) {

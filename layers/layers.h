@@ -2,6 +2,7 @@
 // nn.Conv1d with groups = channels), so state dicts cross over to Hugging Face unchanged.
 #pragma once
 
+#include <optional>
 #include <utility>
 
 #include "core/rng.h"
@@ -29,11 +30,13 @@ class Embedding : public Module {
   Tensor weight;
 };
 
-// weight (dim), ones. forward(h, residual) = add_rms_norm: {normed, residual_out}.
+// weight (dim), ones. forward(h, residual) = add_rms_norm: {normed, residual_out}, normed in
+// out_dtype when given (the mixed-precision path writes bf16 from an f32 residual stream).
 class RMSNorm : public Module {
  public:
   RMSNorm(int64_t dim, double eps, DType dtype = DType::f32);
-  std::pair<Tensor, Tensor> forward(const Tensor& h, const Tensor& residual) const;
+  std::pair<Tensor, Tensor> forward(const Tensor& h, const Tensor& residual,
+                                    std::optional<DType> out_dtype = std::nullopt) const;
   Tensor weight;
   double eps;
 };

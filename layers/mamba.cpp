@@ -50,7 +50,31 @@ MambaMixer::MambaMixer(const MambaConfig& cfg, Generator& gen, DType dtype)
   register_parameter("D", &D, ones({d_inner}, dtype));
 }
 
-Tensor MambaMixer::forward(const Tensor& x0) const {
+namespace {
+
+// The last W time steps of x (B, L, E) as the conv's window (B, E, W), oldest first, zeros where
+// the sequence is shorter than W.
+Tensor conv_window(const Tensor& x, int64_t W) {
+  const int64_t B = x.size(0), L = x.size(1), E = x.size(2);
+  Tensor host = x.to(Device::cpu());
+  Tensor window = zeros({B, E, W}, x.dtype());
+  dispatch_float(x.dtype(), "conv_window", [&](auto zero) {
+    using T = decltype(zero);
+    const T* src = host.data<T>();
+    T* dst = window.data<T>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t t = L - W + w;
+        if (t < 0) continue;
+        for (int64_t e = 0; e < E; ++e) dst[(b * E + e) * W + w] = src[(b * L + t) * E + e];
+      }
+  });
+  return window.to(x.device());
+}
+
+}  // namespace
+
+Tensor MambaMixer::forward(const Tensor& x0, MambaLayerState* keep) const {
   SERPENT_CHECK(x0.dim() == 3, "MambaMixer: expected input (B, L, d_model), got ", x0.str());
   const int64_t B = x0.size(0), L = x0.size(1), E = d_inner, N = d_state, R = dt_rank;
   // The projections whose outputs are split ([x ; z], [dt ; B ; C]) run as one product per part
@@ -58,6 +82,7 @@ Tensor MambaMixer::forward(const Tensor& x0) const {
   Tensor x0f = reshape(x0, {B * L, x0.size(2)});
   Tensor x = linear(x0f, narrow(in_proj.weight, 0, 0, E));                 // (B*L, E)
   Tensor z = linear(x0f, narrow(in_proj.weight, 0, E, E));                 // (B*L, E)
+  if (keep) keep->conv = conv_window(reshape(x, {B, L, E}), d_conv);
   Tensor u = conv1d.forward(reshape(x, {B, L, E}), /*silu_activation=*/true);  // (B, L, E)
   Tensor uf = reshape(u, {B * L, E});
   Tensor dt_low = linear(uf, narrow(x_proj.weight, 0, 0, R));              // (B*L, R)
@@ -67,6 +92,7 @@ Tensor MambaMixer::forward(const Tensor& x0) const {
   Tensor A = scale(exp(A_log), -1.0);                                      // (E, N)
   ScanOutput scan = selective_scan(u, reshape(dt, {B, L, E}), A, reshape(Bm, {B, L, N}), reshape(Cm, {B, L, N}), D,
                                    reshape(z, {B, L, E}), dt_proj.bias, true);
+  if (keep) keep->ssm = scan.last_state;
   Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);       // (B*L, d_model)
   return reshape(out, {B, L, x0.size(2)});
 }
@@ -77,8 +103,8 @@ MambaBlock::MambaBlock(const MambaConfig& cfg, Generator& gen, DType dtype)
   register_module("mixer", &mixer);
 }
 
-std::pair<Tensor, Tensor> MambaBlock::forward(const Tensor& h, const Tensor& residual) const {
-  auto [normed, residual_out] = norm.forward(h, residual);
+std::pair<Tensor, Tensor> MambaBlock::forward(const Tensor& h, const Tensor& residual, DType compute_dtype) const {
+  auto [normed, residual_out] = norm.forward(h, residual, compute_dtype);
   return {mixer.forward(normed), residual_out};
 }
 
@@ -93,27 +119,37 @@ MambaLM::Backbone::Backbone(const MambaConfig& cfg, Generator& gen, DType dtype)
 }
 
 MambaLM::MambaLM(const MambaConfig& cfg, Generator& gen, DType dtype)
-    : cfg_((cfg.validate(), cfg)), backbone_(cfg, gen, dtype) {
+    : cfg_((cfg.validate(), cfg)), backbone_(cfg, gen, dtype), compute_dtype_(dtype) {
   register_module("backbone", &backbone_);
 }
 
-Tensor MambaLM::forward(const Tensor& ids) const {
+Tensor MambaLM::final_hidden(const Tensor& ids) const {
   SERPENT_CHECK(ids.dim() == 2, "MambaLM: expected token ids (B, L), got ", ids.str());
   SERPENT_CHECK(ids.numel() > 0, "MambaLM: empty batch ", ids.str(), "; expected at least one token");
-  const int64_t B = ids.size(0), L = ids.size(1);
-  Tensor h = backbone_.embeddings.forward(ids);  // (B, L, d_model)
+  const DType param_dtype = backbone_.embeddings.weight.dtype();
+  SERPENT_CHECK(compute_dtype_ == param_dtype || (compute_dtype_ == DType::bf16 && param_dtype == DType::f32 &&
+                                                  backbone_.embeddings.weight.is_cuda()),
+                "MambaLM: compute dtype ", dtype_name(compute_dtype_), " with ", dtype_name(param_dtype),
+                " parameters on ", backbone_.embeddings.weight.device().str(),
+                "; bf16 mixed precision needs f32 parameters on a GPU");
+  Tensor h = backbone_.embeddings.forward(ids);  // (B, L, d_model), parameter dtype
   Tensor residual;
-  for (const auto& layer : backbone_.layers) std::tie(h, residual) = layer->forward(h, residual);
-  Tensor normed = backbone_.norm_f.forward(h, residual).first;
-  Tensor logits = linear(reshape(normed, {B * L, cfg_.d_model}), backbone_.embeddings.weight);  // tied lm_head
-  return reshape(logits, {B, L, cfg_.padded_vocab()});
+  for (const auto& layer : backbone_.layers) std::tie(h, residual) = layer->forward(h, residual, compute_dtype_);
+  Tensor normed = backbone_.norm_f.forward(h, residual, compute_dtype_).first;
+  return reshape(normed, {ids.numel(), cfg_.d_model});
+}
+
+Tensor MambaLM::forward(const Tensor& ids) const {
+  Tensor logits = linear(final_hidden(ids), backbone_.embeddings.weight);  // tied lm_head
+  if (logits.dtype() != backbone_.embeddings.weight.dtype()) logits = cast(logits, backbone_.embeddings.weight.dtype());
+  return reshape(logits, {ids.size(0), ids.size(1), cfg_.padded_vocab()});
 }
 
 Tensor MambaLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) const {
   SERPENT_CHECK(targets.shape() == ids.shape(), "MambaLM::loss: targets ", targets.str(), " do not match ids ",
                 ids.str());
-  Tensor logits = forward(ids);
-  return cross_entropy(reshape(logits, {-1, cfg_.padded_vocab()}), reshape(targets, {-1}), ignore_index);
+  Tensor logits = reshape(forward(ids), {-1, cfg_.padded_vocab()});
+  return cross_entropy(logits, reshape(targets, {-1}), ignore_index);
 }
 
 }  // namespace serpent

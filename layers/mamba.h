@@ -11,10 +11,18 @@
 
 namespace serpent {
 
+// A layer's recurrent state for generation (layers/mamba_step.h).
+struct MambaLayerState {
+  Tensor conv;  // (B, E, W): the conv's last W inputs, oldest first (zeros before the first token)
+  Tensor ssm;   // (B, E, N): the selective scan's state after the last token
+};
+
 class MambaMixer : public Module {
  public:
   MambaMixer(const MambaConfig& cfg, Generator& gen, DType dtype);
-  Tensor forward(const Tensor& x) const;  // (B, L, d_model) -> (B, L, d_model)
+  // (B, L, d_model) -> (B, L, d_model). With `keep`, also leaves there the states after the last
+  // position (the prefill of generation).
+  Tensor forward(const Tensor& x, MambaLayerState* keep = nullptr) const;
 
   int64_t d_inner, dt_rank, d_state, d_conv;
   Linear in_proj;       // (2 d_inner, d_model): rows [x ; z]
@@ -29,8 +37,9 @@ class MambaMixer : public Module {
 class MambaBlock : public Module {
  public:
   MambaBlock(const MambaConfig& cfg, Generator& gen, DType dtype);
-  // (h, residual) -> (mixer output, residual + h); residual undefined in the first block.
-  std::pair<Tensor, Tensor> forward(const Tensor& h, const Tensor& residual) const;
+  // (h, residual) -> (mixer output, residual + h); residual undefined in the first block. The
+  // mixer runs in compute_dtype (the residual stream keeps its own dtype).
+  std::pair<Tensor, Tensor> forward(const Tensor& h, const Tensor& residual, DType compute_dtype) const;
 
   RMSNorm norm;
   MambaMixer mixer;
@@ -41,11 +50,15 @@ class MambaLM : public Module {
   // Parameters initialized as in DESIGN.md §3 from gen, in dtype, on the cpu.
   MambaLM(const MambaConfig& cfg, Generator& gen, DType dtype = DType::f32);
 
-  Tensor forward(const Tensor& ids) const;  // ids (B, L) -> logits (B, L, padded vocab)
+  Tensor forward(const Tensor& ids) const;  // ids (B, L) -> logits (B, L, padded vocab), parameter dtype
   // Mean next-token cross-entropy: ids (B, L), targets (B, L) (ignore_index skipped).
   Tensor loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100) const;
 
   const MambaConfig& config() const { return cfg_; }
+  // Mixed precision: with bf16, activations and matmul operands are bf16 while parameters,
+  // gradients and the residual stream stay f32 (GPU only). Default: the parameters' dtype.
+  void set_compute_dtype(DType dtype) { compute_dtype_ = dtype; }
+  DType compute_dtype() const { return compute_dtype_; }
 
  private:
   class Backbone : public Module {
@@ -56,8 +69,12 @@ class MambaLM : public Module {
     RMSNorm norm_f;
   };
 
+  // The normalized final hidden states (B * L, d_model) in the compute dtype.
+  Tensor final_hidden(const Tensor& ids) const;
+
   MambaConfig cfg_;
   Backbone backbone_;
+  DType compute_dtype_;
 
  public:
   Backbone& backbone() { return backbone_; }

@@ -18,23 +18,6 @@ void check_cpu(const Tensor& t, const char* what) {
 
 // The conv window after the last of L inputs: window[b,e,w] = x[b, L-W+w, e] (zero before t = 0).
 // x (B, L, E) -> (B, E, W).
-Tensor conv_window(const Tensor& x, int64_t W) {
-  const int64_t B = x.size(0), L = x.size(1), E = x.size(2);
-  Tensor window = zeros({B, E, W}, x.dtype());
-  dispatch_float(x.dtype(), "conv_window", [&](auto zero) {
-    using T = decltype(zero);
-    const T* src = x.data<T>();
-    T* dst = window.data<T>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t w = 0; w < W; ++w) {
-        const int64_t t = L - W + w;
-        if (t < 0) continue;
-        for (int64_t e = 0; e < E; ++e) dst[(b * E + e) * W + w] = src[(b * L + t) * E + e];
-      }
-  });
-  return window;
-}
-
 // x (B, L, C) -> its last position (B, C).
 Tensor last_position(const Tensor& x) {
   const int64_t B = x.size(0), L = x.size(1), C = x.size(2);
@@ -60,25 +43,10 @@ MambaInferenceState init_inference_state(const MambaLM& model, int64_t batch) {
   return state;
 }
 
-// MambaMixer::forward, keeping the conv input's last window and the scan's last state.
 Tensor prefill(const MambaMixer& m, const Tensor& x0, MambaLayerState& state) {
   SERPENT_CHECK(x0.dim() == 3, "prefill: expected mixer input (B, L, d_model), got ", x0.str());
   check_cpu(x0, "the mixer input");
-  const int64_t B = x0.size(0), L = x0.size(1), E = m.d_inner, N = m.d_state, R = m.dt_rank;
-  Tensor xz = linear(reshape(x0, {B * L, x0.size(2)}), m.in_proj.weight);  // (B*L, 2E)
-  Tensor x = reshape(slice_last(xz, 0, E), {B, L, E});
-  Tensor z = reshape(slice_last(xz, E, E), {B, L, E});
-  state.conv = conv_window(x, m.d_conv);
-  x = m.conv1d.forward(x, /*silu_activation=*/true);
-  Tensor dbl = linear(reshape(x, {B * L, E}), m.x_proj.weight);  // (B*L, R + 2N)
-  Tensor dt = linear(slice_last(dbl, 0, R), m.dt_proj.weight);   // (B*L, E), bias inside the scan
-  Tensor Bm = reshape(slice_last(dbl, R, N), {B, L, N});
-  Tensor Cm = reshape(slice_last(dbl, R + N, N), {B, L, N});
-  Tensor A = scale(exp(m.A_log), -1.0);
-  ScanOutput scan = selective_scan(x, reshape(dt, {B, L, E}), A, Bm, Cm, m.D, z, m.dt_proj.bias, true);
-  state.ssm = scan.last_state;
-  Tensor out = linear(reshape(scan.y, {B * L, E}), m.out_proj.weight);
-  return reshape(out, {B, L, x0.size(2)});
+  return m.forward(x0, &state);
 }
 
 Tensor step(const MambaMixer& m, const Tensor& x0, MambaLayerState& state) {
@@ -122,7 +90,7 @@ Tensor prefill(const MambaLM& model, const Tensor& ids, MambaInferenceState& sta
   Tensor h = bb.embeddings.forward(ids);  // (B, L, D)
   Tensor residual;
   for (size_t i = 0; i < bb.layers.size(); ++i) {
-    auto [normed, residual_out] = bb.layers[i]->norm.forward(h, residual);
+    auto [normed, residual_out] = bb.layers[i]->norm.forward(h, residual, model.compute_dtype());
     h = prefill(bb.layers[i]->mixer, normed, state.layers[i]);
     residual = residual_out;
   }
@@ -142,7 +110,7 @@ Tensor step(const MambaLM& model, const Tensor& ids, MambaInferenceState& state)
   Tensor h = bb.embeddings.forward(ids);  // (B, D)
   Tensor residual;
   for (size_t i = 0; i < bb.layers.size(); ++i) {
-    auto [normed, residual_out] = bb.layers[i]->norm.forward(h, residual);
+    auto [normed, residual_out] = bb.layers[i]->norm.forward(h, residual, model.compute_dtype());
     h = step(bb.layers[i]->mixer, normed, state.layers[i]);
     residual = residual_out;
   }

@@ -13,11 +13,6 @@
 
 namespace serpent {
 
-struct MambaLayerState {
-  Tensor conv;  // (B, E, W): the conv's last W inputs, oldest first (zeros before the first token)
-  Tensor ssm;   // (B, E, N): the selective scan's state after the last token
-};
-
 struct MambaInferenceState {
   std::vector<MambaLayerState> layers;  // one per block
   int64_t batch = 0;
