@@ -39,7 +39,7 @@ struct ScanArgs {
   DType act;  // f32 or bf16
 };
 
-// How a scan is cut: time chunks that run in parallel (enough for about four blocks per
+// How a scan is cut: time chunks that run in parallel (enough for about two blocks per
 // multiprocessor) and the segments whose start states the forward keeps for backward.
 struct ScanGeometry {
   int64_t chunk_length, chunks, segments;
