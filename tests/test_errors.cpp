@@ -19,9 +19,12 @@ TEST(BadInput, MismatchedShape) {
   Tensor x = zeros({4, 6}), w = zeros({3, 5});
   expect_error([&] { linear(x, w); }, {"linear", "[4, 6]", "[3, 5]", "6 features", "expects 5"});
   expect_error([&] { add(zeros({2, 3}), zeros({3, 2})); }, {"add", "[2, 3]", "[3, 2]"});
-  expect_error([&] { selective_scan(zeros({1, 4, 5}), zeros({1, 4, 6}), zeros({5, 2}), zeros({1, 4, 2}),
-                                    zeros({1, 4, 2}), Tensor(), Tensor(), Tensor(), true); },
-               {"selective_scan", "delta", "[1, 4, 6]", "expected [1, 4, 5]"});
+  expect_error(
+      [&] {
+        selective_scan(zeros({1, 4, 5}), zeros({1, 4, 6}), zeros({5, 2}), zeros({1, 4, 2}), zeros({1, 4, 2}), Tensor(),
+                       Tensor(), Tensor(), true);
+      },
+      {"selective_scan", "delta", "[1, 4, 6]", "expected [1, 4, 5]"});
 }
 
 TEST(BadInput, WrongDtype) {
@@ -37,8 +40,11 @@ TEST(BadInput, TokenIdOutsideVocabulary) {
   expect_error([&] { model.forward(ids); }, {"token id 300", "position 2", "[0, 256)"});
   Tensor negative = from_vector<int64_t>({-1}, {1, 1});
   expect_error([&] { model.forward(negative); }, {"token id -1"});
-  expect_error([] { cross_entropy(zeros({2, 4}), from_vector<int64_t>({1, 4}, {2})); },
-               {"target 4", "row 1", "[0, 4)"});
+  expect_error(
+      [] {
+        cross_entropy(zeros({2, 4}), from_vector<int64_t>({1, 4}, {2}));
+      },
+      {"target 4", "row 1", "[0, 4)"});
 }
 
 TEST(BadInput, EmptyBatch) {
@@ -57,6 +63,28 @@ TEST(BadInput, InvalidModelConfig) {
   c = byte_config();
   c.bias = true;
   expect_error([&] { MambaLM m(c, gen); }, {"model.bias"});
+}
+
+TEST(BadInput, LinearCrossEntropyArguments) {
+  Tensor h = zeros({3, 4}), w = zeros({6, 4});
+  expect_error(
+      [&] {
+        linear_cross_entropy(h, w, from_vector<int64_t>({1, 6, 0}, {3}));
+      },
+      {"linear_cross_entropy", "target 6", "row 1", "[0, 6)", "ignore index -100"});
+  expect_error(
+      [&] {
+        linear_cross_entropy(h, zeros({6, 5}), zeros({3}, DType::i64));
+      },
+      {"linear_cross_entropy", "[3, 4]", "[6, 5]", "features"});
+  expect_error([&] { linear_cross_entropy(h, w, zeros({2}, DType::i64)); },
+               {"linear_cross_entropy", "targets", "[2]", "expected [3]"});
+  expect_error(
+      [&] {
+        linear_cross_entropy(h, zeros({6, 4}, DType::f64), zeros({3}, DType::i64));
+      },
+      {"linear_cross_entropy", "weight", "f64[6, 4]", "same dtype"});
+  expect_error([&] { linear_cross_entropy(h, w, zeros({3}, DType::i64), -100, -2); }, {"chunk_rows", "-2"});
 }
 
 }  // namespace
