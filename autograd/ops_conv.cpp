@@ -10,6 +10,7 @@ namespace serpent {
 
 namespace {
 
+#ifdef SERPENT_CUDA
 // The GPU contract (ops.h): x and out f32 or bf16; weight, bias and their gradients f32.
 Tensor causal_conv1d_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias, bool silu_activation) {
   const char* op = "causal_conv1d";
@@ -26,9 +27,9 @@ Tensor causal_conv1d_cuda(const Tensor& x, const Tensor& weight, const Tensor& b
   SERPENT_CHECK(W <= cuda::kMaxConvWidth, op, ": the CUDA kernel supports kernel widths 1 to ", cuda::kMaxConvWidth,
                 ", got weight ", shape_str(weight.shape()));
   Tensor out = Tensor::empty(x.shape(), x.dtype(), dev);
-  SERPENT_ON_CUDA(cuda::causal_conv1d_forward(x.data_ptr(), x.dtype(), weight.data<float>(),
-                                              bias.defined() ? bias.data<float>() : nullptr, out.data_ptr(), B, L, E, W,
-                                              silu_activation, dev.index));
+  cuda::causal_conv1d_forward(x.data_ptr(), x.dtype(), weight.data<float>(),
+                              bias.defined() ? bias.data<float>() : nullptr, out.data_ptr(), B, L, E, W,
+                              silu_activation, dev.index);
   autograd::record(op, out, {x, weight, bias},
                    [x = x.detach(), weight = weight.detach(), bias = bias.defined() ? bias.detach() : Tensor(), B, L, E,
                     W, silu_activation](const std::vector<Tensor>& g) -> std::vector<Tensor> {
@@ -38,14 +39,15 @@ Tensor causal_conv1d_cuda(const Tensor& x, const Tensor& weight, const Tensor& b
                      Tensor db = bias.defined() ? Tensor::empty({E}, DType::f32, dev) : Tensor();
                      SERPENT_CHECK(g[0].dtype() == x.dtype(), "causal_conv1d backward: output gradient ", g[0].str(),
                                    " does not match the input ", x.str());
-                     SERPENT_ON_CUDA(cuda::causal_conv1d_backward(
+                     cuda::causal_conv1d_backward(
                          x.data_ptr(), x.dtype(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
                          g[0].data_ptr(), dx.data_ptr(), dw.data<float>(), db.defined() ? db.data<float>() : nullptr, B,
-                         L, E, W, silu_activation, dev.index));
+                         L, E, W, silu_activation, dev.index);
                      return {dx, dw, db};
                    });
   return out;
 }
+#endif
 
 }  // namespace
 
@@ -62,7 +64,9 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   const int64_t W = weight.size(1);
   SERPENT_CHECK(W >= 1, op, ": kernel width must be at least 1, got weight ", shape_str(weight.shape()));
   if (bias.defined()) checks::shape(op, "bias", bias, {E});
-  if (x.is_cuda()) return causal_conv1d_cuda(x, weight, bias, silu_activation);
+  if (x.is_cuda()) {
+    SERPENT_ON_CUDA(return causal_conv1d_cuda(x, weight, bias, silu_activation));
+  }
   checks::like(op, "weight", weight, "input", x);
   if (bias.defined()) checks::like(op, "bias", bias, "input", x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());

@@ -24,6 +24,7 @@ auto dispatch_ids(DType dt, F&& f) {
   return f(int64_t{});
 }
 
+#ifdef SERPENT_CUDA
 // Weight on a GPU. Ids from the host are checked there and uploaded; ids already on the device
 // are checked by the kernel, and earlier launches' findings are raised here (never waiting).
 Tensor embedding_cuda(const Tensor& weight, const Tensor& ids) {
@@ -34,7 +35,7 @@ Tensor embedding_cuda(const Tensor& weight, const Tensor& ids) {
   Tensor ids_dev = ids;
   if (ids.is_cuda()) {
     SERPENT_CHECK(ids.device() == dev, "embedding: ids on ", ids.device().str(), " but weight on ", dev.str());
-    SERPENT_ON_CUDA(cuda::raise_recorded_bad_index(dev.index));
+    cuda::raise_recorded_bad_index(dev.index);
   } else {
     dispatch_ids(ids.dtype(), [&](auto i0) {
       using I = decltype(i0);
@@ -45,16 +46,17 @@ Tensor embedding_cuda(const Tensor& weight, const Tensor& ids) {
   Shape out_shape = ids.shape();
   out_shape.push_back(D);
   Tensor out = Tensor::empty(out_shape, weight.dtype(), dev);
-  SERPENT_ON_CUDA(cuda::embedding_forward(weight.data_ptr(), weight.dtype(), ids_dev.data_ptr(), ids_dev.dtype(),
-                                          out.data_ptr(), M, V, D, dev.index));
+  cuda::embedding_forward(weight.data_ptr(), weight.dtype(), ids_dev.data_ptr(), ids_dev.dtype(), out.data_ptr(), M, V,
+                          D, dev.index);
   autograd::record("embedding", out, {weight}, [ids_dev, V, D, M](const std::vector<Tensor>& g) -> std::vector<Tensor> {
     Tensor dw = Tensor::empty({V, D}, g[0].dtype(), g[0].device());
-    SERPENT_ON_CUDA(cuda::embedding_backward(ids_dev.data_ptr(), ids_dev.dtype(), g[0].data_ptr(), g[0].dtype(),
-                                             dw.data_ptr(), M, V, D, g[0].device().index));
+    cuda::embedding_backward(ids_dev.data_ptr(), ids_dev.dtype(), g[0].data_ptr(), g[0].dtype(), dw.data_ptr(), M, V, D,
+                             g[0].device().index);
     return {dw};
   });
   return out;
 }
+#endif
 
 }  // namespace
 
@@ -63,7 +65,9 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   checks::rank("embedding", "weight", weight, 2);
   checks::index_type("embedding", "ids", ids);
   checks::nonempty("embedding", "ids", ids);
-  if (weight.is_cuda()) return embedding_cuda(weight, ids);
+  if (weight.is_cuda()) {
+    SERPENT_ON_CUDA(return embedding_cuda(weight, ids));
+  }
   SERPENT_CHECK(ids.device() == weight.device(), "embedding: ids on ", ids.device().str(), " but weight on ",
                 weight.device().str());
   const int64_t V = weight.size(0), D = weight.size(1), M = ids.numel();

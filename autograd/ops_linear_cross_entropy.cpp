@@ -72,6 +72,7 @@ Tensor linear_cross_entropy_cpu(const Tensor& h, const Tensor& weight, const Ten
   return loss;
 }
 
+#ifdef SERPENT_CUDA
 // The GPU contract (ops.h): weight f32; h f32 (all-f32 products) or bf16 (products on weight's
 // bf16 copy with f32 accumulation). Nothing here waits for the device.
 Tensor linear_cross_entropy_cuda(const Tensor& h, const Tensor& weight, const Tensor& targets, int64_t ignore_index,
@@ -88,7 +89,7 @@ Tensor linear_cross_entropy_cuda(const Tensor& h, const Tensor& weight, const Te
   if (targets.is_cuda()) {
     SERPENT_CHECK(targets.device() == dev, kOp, ": targets on ", targets.device().str(), " but the input on ",
                   dev.str());
-    SERPENT_ON_CUDA(cuda::raise_recorded_bad_index(dev.index));
+    cuda::raise_recorded_bad_index(dev.index);
   } else {
     check_targets(targets, V, ignore_index);
     targets_dev = targets.to(dev);
@@ -98,10 +99,10 @@ Tensor linear_cross_entropy_cuda(const Tensor& h, const Tensor& weight, const Te
   Tensor count = Tensor::empty({}, DType::f32, dev);
   Tensor dh = need_h ? Tensor::empty({M, D}, DType::f32, dev) : Tensor();
   Tensor dw = need_w ? Tensor::empty({V, D}, DType::f32, dev) : Tensor();
-  SERPENT_ON_CUDA(cuda::linear_cross_entropy_forward(
-      h.data_ptr(), operand.data_ptr(), h.dtype(), targets_dev.data_ptr(), targets_dev.dtype(), M, D, V, ignore_index,
-      rows, loss.data<float>(), count.data<float>(), dh.defined() ? dh.data<float>() : nullptr,
-      dw.defined() ? dw.data<float>() : nullptr, dev.index));
+  cuda::linear_cross_entropy_forward(h.data_ptr(), operand.data_ptr(), h.dtype(), targets_dev.data_ptr(),
+                                     targets_dev.dtype(), M, D, V, ignore_index, rows, loss.data<float>(),
+                                     count.data<float>(), dh.defined() ? dh.data<float>() : nullptr,
+                                     dw.defined() ? dw.data<float>() : nullptr, dev.index);
   const DType h_dt = h.dtype();
   autograd::record(kOp, loss, {h, weight}, [dh, dw, count, h_dt](const std::vector<Tensor>& g) -> std::vector<Tensor> {
     SERPENT_CHECK(g[0].dtype() == DType::f32 && g[0].device() == count.device(), kOp,
@@ -109,14 +110,15 @@ Tensor linear_cross_entropy_cuda(const Tensor& h, const Tensor& weight, const Te
     auto scaled = [&](const Tensor& raw, DType dt) {
       if (!raw.defined()) return Tensor();
       Tensor out = Tensor::empty(raw.shape(), dt, raw.device());
-      SERPENT_ON_CUDA(cuda::linear_cross_entropy_scale(raw.data<float>(), out.data_ptr(), dt, raw.numel(),
-                                                       g[0].data<float>(), count.data<float>(), raw.device().index));
+      cuda::linear_cross_entropy_scale(raw.data<float>(), out.data_ptr(), dt, raw.numel(), g[0].data<float>(),
+                                       count.data<float>(), raw.device().index);
       return out;
     };
     return {scaled(dh, h_dt), scaled(dw, DType::f32)};
   });
   return loss;
 }
+#endif
 
 }  // namespace
 
@@ -136,7 +138,9 @@ Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor&
   SERPENT_CHECK(chunk_rows >= 0, kOp, ": chunk_rows must be 0 (automatic) or positive, got ", chunk_rows);
   const bool recording = autograd::grad_enabled();
   const bool need_h = recording && h.requires_grad(), need_w = recording && weight.requires_grad();
-  if (h.is_cuda()) return linear_cross_entropy_cuda(h, weight, targets, ignore_index, chunk_rows, need_h, need_w);
+  if (h.is_cuda()) {
+    SERPENT_ON_CUDA(return linear_cross_entropy_cuda(h, weight, targets, ignore_index, chunk_rows, need_h, need_w));
+  }
   return linear_cross_entropy_cpu(h, weight, targets, ignore_index, chunk_rows, need_h, need_w);
 }
 

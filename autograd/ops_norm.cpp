@@ -10,6 +10,7 @@ namespace serpent {
 
 namespace {
 
+#ifdef SERPENT_CUDA
 // The GPU contract (ops.h): h f32 or bf16; residual, weight and residual_out f32; normed of
 // out_dtype. The backward gives the residual an f32 gradient and h one in h's dtype.
 std::pair<Tensor, Tensor> add_rms_norm_cuda(const Tensor& h, const Tensor& residual, const Tensor& weight, double eps,
@@ -38,9 +39,9 @@ std::pair<Tensor, Tensor> add_rms_norm_cuda(const Tensor& h, const Tensor& resid
   Tensor normed = Tensor::empty(h.shape(), out_dt, dev);
   Tensor residual_out = Tensor::empty(h.shape(), DType::f32, dev);
   Tensor rstd = Tensor::empty({M}, DType::f32, dev);
-  SERPENT_ON_CUDA(cuda::add_rms_norm_forward(h.data_ptr(), h_dt, has_residual ? residual.data<float>() : nullptr,
-                                             weight.data<float>(), normed.data_ptr(), out_dt,
-                                             residual_out.data<float>(), rstd.data<float>(), M, D, eps, dev.index));
+  cuda::add_rms_norm_forward(h.data_ptr(), h_dt, has_residual ? residual.data<float>() : nullptr, weight.data<float>(),
+                             normed.data_ptr(), out_dt, residual_out.data<float>(), rstd.data<float>(), M, D, eps,
+                             dev.index);
   autograd::record(op, {&normed, &residual_out}, {h, residual, weight},
                    [residual_out = residual_out.detach(), weight = weight.detach(), rstd, M, D, h_dt,
                     has_residual](const std::vector<Tensor>& g) -> std::vector<Tensor> {
@@ -51,15 +52,16 @@ std::pair<Tensor, Tensor> add_rms_norm_cuda(const Tensor& h, const Tensor& resid
                                              ? Tensor::empty(residual_out.shape(), DType::f32, dev)
                                              : Tensor();
                      Tensor d_weight = Tensor::empty({D}, DType::f32, dev);
-                     SERPENT_ON_CUDA(cuda::add_rms_norm_backward(
-                         residual_out.data<float>(), weight.data<float>(), rstd.data<float>(), g[0].data_ptr(),
-                         g[0].dtype(), g[1].data<float>(), d_residual.defined() ? d_residual.data<float>() : nullptr,
-                         d_h.data_ptr(), h_dt, d_weight.data<float>(), M, D, dev.index));
+                     cuda::add_rms_norm_backward(residual_out.data<float>(), weight.data<float>(), rstd.data<float>(),
+                                                 g[0].data_ptr(), g[0].dtype(), g[1].data<float>(),
+                                                 d_residual.defined() ? d_residual.data<float>() : nullptr,
+                                                 d_h.data_ptr(), h_dt, d_weight.data<float>(), M, D, dev.index);
                      if (has_residual && !d_residual.defined()) d_residual = d_h;
                      return {d_h, d_residual, d_weight};
                    });
   return {normed, residual_out};
 }
+#endif
 
 }  // namespace
 
@@ -69,7 +71,9 @@ std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, 
   checks::floating(op, "input", h);
   SERPENT_CHECK(h.dim() >= 1, op, ": input must have at least one dimension, got ", h.str());
   checks::nonempty(op, "input", h);
-  if (h.is_cuda()) return add_rms_norm_cuda(h, residual, weight, eps, out_dtype);
+  if (h.is_cuda()) {
+    SERPENT_ON_CUDA(return add_rms_norm_cuda(h, residual, weight, eps, out_dtype));
+  }
   const int64_t D = h.size(-1), M = h.numel() / D;
   if (residual.defined()) {
     checks::like(op, "residual", residual, "input", h);

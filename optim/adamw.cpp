@@ -40,7 +40,7 @@ AdamW::AdamW(const NamedTensors& params, const AdamWConfig& cfg) : cfg_(cfg) {
 
 void AdamW::step(double lr, double grad_scale) {
   if (device_.is_cuda()) {
-    step_cuda(lr, nullptr, 0.0, grad_scale);
+    SERPENT_ON_CUDA(step_cuda(lr, nullptr, 0.0, grad_scale));
     return;
   }
   ++step_;
@@ -64,7 +64,7 @@ void AdamW::step(double lr, const Tensor& grad_norm, double max_norm) {
   if (device_.is_cuda()) {
     SERPENT_CHECK(grad_norm.dtype() == DType::f32, "AdamW::step: on a GPU the gradient norm must be f32, got ",
                   grad_norm.str());
-    step_cuda(lr, &grad_norm, max_norm, 1.0);
+    SERPENT_ON_CUDA(step_cuda(lr, &grad_norm, max_norm, 1.0));
     return;
   }
   const double norm = grad_norm.item();
@@ -72,6 +72,7 @@ void AdamW::step(double lr, const Tensor& grad_norm, double max_norm) {
   step(lr, clip_scale(norm, max_norm));
 }
 
+#ifdef SERPENT_CUDA
 void AdamW::step_cuda(double lr, const Tensor* grad_norm, double max_norm, double grad_scale) {
   std::vector<cuda::AdamWTensor> tensors;
   for (Slot& s : slots_) {
@@ -92,8 +93,9 @@ void AdamW::step_cuda(double lr, const Tensor* grad_norm, double max_norm, doubl
                              max_norm,
                              grad_scale,
                              step_device_.data<int64_t>()};
-  SERPENT_ON_CUDA(cuda::adamw_update(tensors, args, device_.index));
+  cuda::adamw_update(tensors, args, device_.index);
 }
+#endif
 
 int64_t AdamW::steps() const {
   return device_.is_cuda() ? int64_t(step_device_.item()) : step_;
@@ -139,6 +141,7 @@ double grad_norm(const std::vector<Tensor>& params) {
 Tensor grad_norm_device(const std::vector<Tensor>& params) {
   const Device dev = params.empty() ? Device::cpu() : params.front().device();
   if (dev.is_cpu()) return full({}, grad_norm(params), DType::f32);
+#ifdef SERPENT_CUDA
   std::vector<const float*> grads;
   std::vector<int64_t> numels;
   for (const Tensor& p : params) {
@@ -150,8 +153,11 @@ Tensor grad_norm_device(const std::vector<Tensor>& params) {
     numels.push_back(g.numel());
   }
   Tensor out = Tensor::empty({}, DType::f32, dev);
-  SERPENT_ON_CUDA(cuda::grad_norm(grads, numels, out.data<float>(), dev.index));
+  cuda::grad_norm(grads, numels, out.data<float>(), dev.index);
   return out;
+#else
+  fail("grad_norm_device: parameters on ", dev.str(), " but this build of serpent has no CUDA backend");
+#endif
 }
 
 double clip_scale(double norm, double max_norm) {
