@@ -44,6 +44,8 @@ Tensor linear(const Tensor& x, const Tensor& w);
 
 // ---- model ops ----
 // weight (V, D), ids (...) of i32 or i64 -> (..., D). Every id must be in [0, V).
+// On a GPU the weight is f32 or bf16 and the ids may be on the cpu (checked there, then uploaded)
+// or on the weight's device (checked by the kernel and reported lazily: kernels/cuda/index_check.h).
 Tensor embedding(const Tensor& weight, const Tensor& ids);
 
 // residual_out = h + residual (residual may be undefined: residual_out = h);
@@ -59,7 +61,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
 
 // Depthwise causal convolution over time, zero left padding, optional fused SiLU:
 // out[b,t,e] = act(bias[e] + sum_w weight[e,w] * x[b, t-W+1+w, e]).
-// x (B, L, E); weight (E, W); bias (E) or undefined.
+// x (B, L, E); weight (E, W); bias (E) or undefined. On the cpu all share one dtype; on a GPU x
+// (and out) are f32 or bf16 while weight and bias (and their gradients) are f32, and W <= 4.
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, bool silu_activation);
 
 struct ScanOutput {
@@ -79,10 +82,15 @@ ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 
 // cross_entropy(linear(h, weight), targets) as one op that never holds all M x V logits at once:
-// rows are processed in chunks, and the gradients for h and weight are computed in the same pass
-// (the loss is the root of the graph, so backward only scales them by the upstream gradient).
-// h (M, D) f32 or bf16; weight (V, D) f32 (its bf16_copy is used on a GPU when h is bf16);
-// targets (M). Returns an f32 (f64 for f64 inputs) one-element tensor.
-Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor& targets, int64_t ignore_index = -100);
+// rows are processed in chunks of chunk_rows (0: a size that bounds the chunk's logits, see
+// kernels/{cpu,cuda}/linear_cross_entropy.h), and the gradients for h and weight are computed in
+// the same pass (the loss is the root of the graph, so backward only scales them by the upstream
+// gradient). h (M, D); weight (V, D); targets (M) of i32 or i64. On the cpu h and weight share
+// one dtype (f32 or f64) and the loss has it. On a GPU weight is f32 and h is f32 or bf16 (then
+// the product reads weight's bf16_copy); the loss is f32, h's gradient has h's dtype and
+// weight's is f32; targets may be on the cpu (checked there) or on the GPU (checked lazily:
+// kernels/cuda/index_check.h).
+Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor& targets, int64_t ignore_index = -100,
+                            int64_t chunk_rows = 0);
 
 }  // namespace serpent

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "autograd/checks.h"
+#include "autograd/mixed_precision.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/matmul.h"
@@ -49,8 +50,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// The bf16 operand for an f32 weight in a mixed-precision product: its maintained copy, or a
-// conversion made now.
 Tensor bf16_operand(const Tensor& w) {
   if (w.impl().bf16_copy) return Tensor(w.impl().bf16_copy);
   return w.detach().to(DType::bf16);

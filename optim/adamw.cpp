@@ -2,8 +2,10 @@
 
 #include <cmath>
 
+#include "autograd/checks.h"
 #include "core/creation.h"
 #include "kernels/cpu/adamw.h"
+#include "kernels/cuda/adamw.h"
 
 namespace serpent {
 
@@ -15,17 +17,36 @@ bool uses_weight_decay(const std::string& name, const Tensor& param) {
 }
 
 AdamW::AdamW(const NamedTensors& params, const AdamWConfig& cfg) : cfg_(cfg) {
-  for (const auto& [name, p] : params)
+  if (!params.empty()) device_ = params.front().second.device();
+  for (const auto& [name, p] : params) {
+    SERPENT_CHECK(p.device() == device_, "AdamW: parameter '", name, "' is on ", p.device().str(), " but '",
+                  params.front().first, "' is on ", device_.str(), "; expected every parameter on one device");
+    if (device_.is_cuda()) {
+      SERPENT_CHECK(p.dtype() == DType::f32, "AdamW: parameter '", name, "' is ", p.str(),
+                    "; on a GPU the optimizer keeps f32 master weights");
+      if (p.dim() >= 2) {
+        TensorImpl& impl = p.impl();
+        if (impl.bf16_copy && impl.bf16_copy->shape == p.shape())
+          Tensor(impl.bf16_copy).copy_(p);  // keep the tensor that existing views share
+        else
+          impl.bf16_copy = p.detach().to(DType::bf16).impl_ptr();
+      }
+    }
     slots_.push_back({name, p, zeros(p.shape(), p.dtype(), p.device()), zeros(p.shape(), p.dtype(), p.device()),
                       uses_weight_decay(name, p)});
+  }
+  if (device_.is_cuda()) step_device_ = zeros({}, DType::i64, device_);
 }
 
 void AdamW::step(double lr, double grad_scale) {
+  if (device_.is_cuda()) {
+    SERPENT_ON_CUDA(step_cuda(lr, nullptr, 0.0, grad_scale));
+    return;
+  }
   ++step_;
   for (Slot& s : slots_) {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
-    SERPENT_CHECK(!s.param.is_cuda(), "AdamW: CUDA parameters need the CUDA optimizer kernel");
     const cpu::AdamWStep args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, s.decay ? cfg_.weight_decay : 0.0, grad_scale,
                               step_};
     dispatch_float(s.param.dtype(), "AdamW", [&](auto z) {
@@ -34,6 +55,50 @@ void AdamW::step(double lr, double grad_scale) {
                            s.param.numel(), args);
     });
   }
+}
+
+void AdamW::step(double lr, const Tensor& grad_norm, double max_norm) {
+  SERPENT_CHECK(grad_norm.defined() && grad_norm.numel() == 1 && grad_norm.device() == device_,
+                "AdamW::step: the gradient norm must be a one-element tensor on ", device_.str(), " (the parameters'",
+                " device), got ", grad_norm.str());
+  if (device_.is_cuda()) {
+    SERPENT_CHECK(grad_norm.dtype() == DType::f32, "AdamW::step: on a GPU the gradient norm must be f32, got ",
+                  grad_norm.str());
+    SERPENT_ON_CUDA(step_cuda(lr, &grad_norm, max_norm, 1.0));
+    return;
+  }
+  const double norm = grad_norm.item();
+  if (!std::isfinite(norm)) return;
+  step(lr, clip_scale(norm, max_norm));
+}
+
+#ifdef SERPENT_CUDA
+void AdamW::step_cuda(double lr, const Tensor* grad_norm, double max_norm, double grad_scale) {
+  std::vector<cuda::AdamWTensor> tensors;
+  for (Slot& s : slots_) {
+    Tensor g = s.param.grad();
+    if (!g.defined()) continue;
+    SERPENT_CHECK(g.dtype() == DType::f32 && g.device() == device_ && g.shape() == s.param.shape(),
+                  "AdamW: gradient of '", s.name, "' is ", g.str(), ", expected f32", shape_str(s.param.shape()),
+                  " on ", device_.str());
+    const auto& copy = s.param.impl().bf16_copy;
+    tensors.push_back({s.param.data<float>(), g.data<float>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
+                       copy ? Tensor(copy).data_ptr() : nullptr, s.param.numel(), s.decay ? cfg_.weight_decay : 0.0});
+  }
+  const cuda::AdamWArgs args{lr,
+                             cfg_.beta1,
+                             cfg_.beta2,
+                             cfg_.eps,
+                             grad_norm ? grad_norm->data<float>() : nullptr,
+                             max_norm,
+                             grad_scale,
+                             step_device_.data<int64_t>()};
+  cuda::adamw_update(tensors, args, device_.index);
+}
+#endif
+
+int64_t AdamW::steps() const {
+  return device_.is_cuda() ? int64_t(step_device_.item()) : step_;
 }
 
 NamedTensors AdamW::state() const {
@@ -60,6 +125,7 @@ void AdamW::load_state(const NamedTensors& state, int64_t steps) {
     s.exp_avg_sq.copy_(find(s.name + ".exp_avg_sq", s.exp_avg_sq));
   }
   step_ = steps;
+  if (device_.is_cuda()) step_device_.fill_(double(steps));
 }
 
 double grad_norm(const std::vector<Tensor>& params) {
@@ -70,6 +136,28 @@ double grad_norm(const std::vector<Tensor>& params) {
     for (double x : g.to_vector<double>()) total += x * x;
   }
   return std::sqrt(total);
+}
+
+Tensor grad_norm_device(const std::vector<Tensor>& params) {
+  const Device dev = params.empty() ? Device::cpu() : params.front().device();
+  if (dev.is_cpu()) return full({}, grad_norm(params), DType::f32);
+#ifdef SERPENT_CUDA
+  std::vector<const float*> grads;
+  std::vector<int64_t> numels;
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    SERPENT_CHECK(g.dtype() == DType::f32 && g.device() == dev, "grad_norm_device: gradient ", g.str(),
+                  " is not f32 on ", dev.str(), " like the other parameters'");
+    grads.push_back(g.data<float>());
+    numels.push_back(g.numel());
+  }
+  Tensor out = Tensor::empty({}, DType::f32, dev);
+  cuda::grad_norm(grads, numels, out.data<float>(), dev.index);
+  return out;
+#else
+  fail("grad_norm_device: parameters on ", dev.str(), " but this build of serpent has no CUDA backend");
+#endif
 }
 
 double clip_scale(double norm, double max_norm) {

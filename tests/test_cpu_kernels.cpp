@@ -2,6 +2,7 @@
 // accuracy, f32 against f64 agreement of whole ops, and results independent of the thread count.
 #include <omp.h>
 
+#include "autograd/node.h"
 #include "helpers.h"
 #include "kernels/cpu/fast_exp.h"
 
@@ -94,6 +95,52 @@ TEST(CpuKernels, ResultsDoNotDependOnTheThreadCount) {
   auto one = grads_with_threads(1), two = grads_with_threads(2);
   omp_set_num_threads(saved);
   for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(one[i], two[i]) << "input " << i;
+}
+
+// The fused head against the two unfused ops it replaces, in f64 and f32, one chunk and many
+// (including chunks that do not divide the rows), with ignored targets and an upstream gradient.
+TEST(CpuKernels, LinearCrossEntropyMatchesCrossEntropyOfLinear) {
+  Generator gen(24);
+  const int64_t M = 37, D = 13, V = 29;
+  Tensor h0 = uniform({M, D}, -1, 1, gen, DType::f64), w0 = uniform({V, D}, -1, 1, gen, DType::f64);
+  std::vector<int64_t> t(static_cast<size_t>(M));
+  for (int64_t i = 0; i < M; ++i) t[size_t(i)] = i % 5 == 3 ? -100 : (i * 7) % V;
+  Tensor targets = from_vector(t, {M});
+  for (DType dt : {DType::f64, DType::f32})
+    for (int64_t chunk : {0, 1, 5, 36, 37, 100}) {
+      SCOPED_TRACE(str_cat(dtype_name(dt), " chunk_rows ", chunk));
+      const double tol = dt == DType::f64 ? 1e-12 : 1e-5;
+      Tensor ha = h0.to(dt).set_requires_grad(true), wa = w0.to(dt).set_requires_grad(true);
+      Tensor hb = h0.to(dt).set_requires_grad(true), wb = w0.to(dt).set_requires_grad(true);
+      Tensor fused = linear_cross_entropy(ha, wa, targets, -100, chunk);
+      Tensor unfused = cross_entropy(linear(hb, wb), targets);
+      EXPECT_EQ(fused.dtype(), dt);
+      EXPECT_EQ(fused.shape(), Shape{});
+      EXPECT_LE(std::abs(fused.item() - unfused.item()), tol * std::abs(unfused.item()));
+      fused.backward(full({}, 0.7, dt));
+      unfused.backward(full({}, 0.7, dt));
+      EXPECT_LE(relative_error(ha.grad(), hb.grad()), tol);
+      EXPECT_LE(relative_error(wa.grad(), wb.grad()), tol);
+    }
+}
+
+TEST(CpuKernels, LinearCrossEntropyEdgeCases) {
+  Generator gen(25);
+  Tensor h = uniform({4, 3}, -1, 1, gen, DType::f64).set_requires_grad(true);
+  Tensor w = uniform({5, 3}, -1, 1, gen, DType::f64).set_requires_grad(true);
+  // Every target ignored: a NaN mean, as in PyTorch, and zero gradients.
+  Tensor loss = linear_cross_entropy(h, w, full({4}, -100, DType::i64));
+  EXPECT_TRUE(std::isnan(loss.item()));
+  loss.backward();
+  for (double g : h.grad().to_vector<double>()) EXPECT_EQ(g, 0.0);
+  for (double g : w.grad().to_vector<double>()) EXPECT_EQ(g, 0.0);
+  // Without gradient recording the loss is the same and nothing is recorded.
+  Tensor targets = from_vector<int32_t>({4, 0, 2, 2}, {4});
+  const double with_grad = linear_cross_entropy(h, w, targets).item();
+  autograd::NoGradGuard guard;
+  Tensor plain = linear_cross_entropy(h, w, targets);
+  EXPECT_EQ(plain.item(), with_grad);
+  EXPECT_FALSE(plain.requires_grad());
 }
 
 }  // namespace

@@ -59,4 +59,26 @@ TEST(BadInput, InvalidModelConfig) {
   expect_error([&] { MambaLM m(c, gen); }, {"model.bias"});
 }
 
+TEST(BadInput, LinearCrossEntropyArguments) {
+  Tensor h = zeros({3, 4}), w = zeros({6, 4});
+  expect_error(
+      [&] {
+        linear_cross_entropy(h, w, from_vector<int64_t>({1, 6, 0}, {3}));
+      },
+      {"linear_cross_entropy", "target 6", "row 1", "[0, 6)", "ignore index -100"});
+  expect_error(
+      [&] {
+        linear_cross_entropy(h, zeros({6, 5}), zeros({3}, DType::i64));
+      },
+      {"linear_cross_entropy", "[3, 4]", "[6, 5]", "features"});
+  expect_error([&] { linear_cross_entropy(h, w, zeros({2}, DType::i64)); },
+               {"linear_cross_entropy", "targets", "[2]", "expected [3]"});
+  expect_error(
+      [&] {
+        linear_cross_entropy(h, zeros({6, 4}, DType::f64), zeros({3}, DType::i64));
+      },
+      {"linear_cross_entropy", "weight", "f64[6, 4]", "same dtype"});
+  expect_error([&] { linear_cross_entropy(h, w, zeros({3}, DType::i64), -100, -2); }, {"chunk_rows", "-2"});
+}
+
 }  // namespace

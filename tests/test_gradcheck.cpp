@@ -134,4 +134,22 @@ TEST(Gradcheck, CrossEntropyWithIgnoredTargets) {
   expect_gradcheck([t7](const std::vector<Tensor>& in) { return cross_entropy(in[0], t7, 7); }, {logits});
 }
 
+TEST(Gradcheck, LinearCrossEntropyChunkedWithIgnoredTargets) {
+  Generator gen(20);
+  Tensor h = leaf({7, 5}, gen), w = leaf({11, 5}, gen);
+  Tensor targets = from_vector<int64_t>({3, -100, 0, 10, 5, -100, 7}, {7});
+  // One chunk, chunks of 3 rows (the last one short) and single-row chunks.
+  for (int64_t chunk : {0, 3, 1}) {
+    SCOPED_TRACE(str_cat("chunk_rows ", chunk));
+    expect_gradcheck(
+        [targets, chunk](const std::vector<Tensor>& in) {
+          return linear_cross_entropy(in[0], in[1], targets, -100, chunk);
+        },
+        {h, w});
+  }
+  Tensor t32 = from_vector<int32_t>({1, 4, 4, 0, 2, 4, 9}, {7});
+  expect_gradcheck([t32](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], in[1], t32, 4, 2); },
+                   {h, w});
+}
+
 }  // namespace
