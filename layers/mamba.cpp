@@ -148,8 +148,7 @@ Tensor MambaLM::forward(const Tensor& ids) const {
 Tensor MambaLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) const {
   SERPENT_CHECK(targets.shape() == ids.shape(), "MambaLM::loss: targets ", targets.str(), " do not match ids ",
                 ids.str());
-  Tensor logits = reshape(forward(ids), {-1, cfg_.padded_vocab()});
-  return cross_entropy(logits, reshape(targets, {-1}), ignore_index);
+  return linear_cross_entropy(final_hidden(ids), backbone_.embeddings.weight, reshape(targets, {-1}), ignore_index);
 }
 
 }  // namespace serpent

@@ -51,7 +51,8 @@ class MambaLM : public Module {
   MambaLM(const MambaConfig& cfg, Generator& gen, DType dtype = DType::f32);
 
   Tensor forward(const Tensor& ids) const;  // ids (B, L) -> logits (B, L, padded vocab), parameter dtype
-  // Mean next-token cross-entropy: ids (B, L), targets (B, L) (ignore_index skipped).
+  // Mean next-token cross-entropy: ids (B, L), targets (B, L) (ignore_index skipped). Computed
+  // by linear_cross_entropy, so the (B * L, V) logits are never held at once.
   Tensor loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100) const;
 
   const MambaConfig& config() const { return cfg_; }
