@@ -29,6 +29,17 @@ for stage in "${@:-}"; do
       for shape in 8,1536,2048,16 16,1536,2048,16 2,1536,8192,16 8,4096,2048,16; do
         ./build-gpu/serpent bench scan --shape $shape 2>&1 | tee -a "$OUT/scan_bench.log"
       done ;;
+    model-bench)
+      for args in "--config configs/mamba-130m.yaml --batch 8 --seq-len 2048 --breakdown" \
+                  "--config configs/mamba-130m.yaml --batch 16 --seq-len 2048" \
+                  "--config configs/mamba-130m.yaml --batch 2 --seq-len 8192" \
+                  "--config configs/mamba-370m.yaml --batch 8 --seq-len 2048"; do
+        echo "== serpent bench $args" | tee -a "$OUT/model_bench.log"
+        ./build-gpu/serpent bench $args --steps 10 --warmup 2 2>&1 | tee -a "$OUT/model_bench.log"
+      done ;;
+    hf-parity)
+      python3 tools/hf_parity.py --out "$OUT/hf_parity_results" > "$OUT/hf_parity.log" 2>&1
+      echo "hf parity: status $?"; tail -30 "$OUT/hf_parity.log" ;;
     "") ;;
     *) echo "unknown stage $stage" ;;
   esac
