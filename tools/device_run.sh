@@ -38,7 +38,7 @@ for stage in "${@:-}"; do
         ./build-gpu/serpent bench $args --steps 10 --warmup 2 2>&1 | tee -a "$OUT/model_bench.log"
       done ;;
     hf-parity)
-      python3 tools/hf_parity.py --out "$OUT/hf_parity_results" > "$OUT/hf_parity.log" 2>&1
+      python3 tools/hf_parity.py --build-dir build-gpu --out "$OUT/hf_parity_results" > "$OUT/hf_parity.log" 2>&1
       echo "hf parity: status $?"; tail -30 "$OUT/hf_parity.log" ;;
     "") ;;
     *) echo "unknown stage $stage" ;;
