@@ -1,6 +1,7 @@
 // Where a tensor's storage lives: the host, or one CUDA device.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
