@@ -275,6 +275,10 @@ const std::vector<std::string> kEveryKeyChanged = {
     "checkpoint.every=13",
     "checkpoint.keep_last=9",
     "checkpoint.dir='quoted'",
+    "dist.backend=mpi",
+    "dist.zero1=true",
+    "dist.bucket_mb=2.5",
+    "dist.timeout_s=30",
     "log.runs_dir=~",
 };
 

@@ -17,7 +17,7 @@ namespace serpent {
 
 namespace {
 
-constexpr const char* kSections[] = {"model", "data", "train", "optim", "eval", "checkpoint", "log"};
+constexpr const char* kSections[] = {"model", "data", "train", "optim", "eval", "checkpoint", "dist", "log"};
 
 // What values a key accepts beyond its type. Numbers: a closed or open interval. Strings: a fixed
 // set of words, non-empty, or a device name. Integers with auto_zero read "auto" as 0.
@@ -126,6 +126,11 @@ void for_each_key(C& c, F&& f) {
   f("checkpoint.every", c.checkpoint.every, at_least(0));
   f("checkpoint.keep_last", c.checkpoint.keep_last, at_least(1));
   f("checkpoint.dir", c.checkpoint.dir, any());
+
+  f("dist.backend", c.dist.backend, one_of({"auto", "local", "mpi", "nccl"}));
+  f("dist.zero1", c.dist.zero1, any());
+  f("dist.bucket_mb", c.dist.bucket_mb, positive());
+  f("dist.timeout_s", c.dist.timeout_s, positive());
 
   f("log.runs_dir", c.log.runs_dir, nonempty());
 }

@@ -1,5 +1,5 @@
 // The training configuration: a YAML file with sections model, data, train, optim, eval,
-// checkpoint and log (every key, its default and its range are in docs/CONFIG.md), then
+// checkpoint, dist and log (every key, its default and its range are in docs/CONFIG.md), then
 // `--set section.key=value` overrides. Parsing is driven by one table of keys (config.cpp), so an
 // unknown key, a value of the wrong type or out of range is a serpent::Error of one line that
 // names the key by its dotted path (and, when unknown, the nearest valid key). The resolved
@@ -71,6 +71,15 @@ struct CheckpointConfig {
   bool operator==(const CheckpointConfig&) const = default;
 };
 
+struct DistConfig {
+  std::string backend = "auto";  // auto, local, mpi or nccl (train/comm.h)
+  bool zero1 = false;            // shard the AdamW moments over the ranks (optim/zero1.h)
+  double bucket_mb = 25;         // gradient all-reduce bucket size (train/grad_buckets.h)
+  double timeout_s = 600;        // a collective or the job's setup waiting longer ends the run
+
+  bool operator==(const DistConfig&) const = default;
+};
+
 struct LogConfig {
   std::string runs_dir = "runs";  // root of the run folders
 
@@ -84,6 +93,7 @@ struct Config {
   OptimConfig optim;
   EvalConfig eval;
   CheckpointConfig checkpoint;
+  DistConfig dist;
   LogConfig log;
 
   // Reads a YAML file, applies `overrides` ("a.b=v", in order) and validates. Errors name the
