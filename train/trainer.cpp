@@ -270,8 +270,9 @@ StepResult Trainer::step() {
   r.loss = loss_sum.item() / double(accum_);
   r.grad_norm = grad_norm(model_->parameters());
   r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
-  // The update. The lead's GPU optimizer takes the norm as a device tensor and decides the
-  // clipping and the skip there; on the cpu the norm is already on the host.
+  // The update: clipping folds into AdamW's gradient scale. The norm is read on the host, which
+  // costs nothing on the cpu; a GPU optimizer can take it as a device tensor and decide the
+  // clipping and the skip there instead.
   if (!r.skipped) opt_->step(r.lr, clip_scale(r.grad_norm, cfg_.train.grad_clip));
   model_->zero_grad();
 
