@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
 #include "layers/mamba.h"
@@ -92,28 +93,38 @@ int train(const Args& args) {
 }
 
 int dump(const Args& args) {
-  ArgParser p("dump", "Writes our CPU logits, loss and parameter gradients on given tokens to a safetensors file.");
+  ArgParser p("dump", "Writes our f32 logits, loss and parameter gradients on given tokens to a safetensors file.");
   p.option("checkpoint", "CKPT", "checkpoint to evaluate")
       .option("tokens", "FILE", "safetensors file with 'tokens', I64 (B, L+1)")
-      .option("out", "FILE", "safetensors file to write");
+      .option("out", "FILE", "safetensors file to write")
+      .option("device", "DEV", "cpu or cuda:N: where the forward and backward run (in f32)", "cpu");
   if (!p.parse(args)) return 0;
   const Checkpoint c = load_checkpoint(p.get("checkpoint"), CheckpointParts::model_only);
   const MambaConfig cfg = mamba_config_from_config_text(c.config_yaml, "checkpoint " + p.get("checkpoint"));
   Generator gen(0);
   MambaLM model(cfg, gen);
   model.load_state_dict(c.model);
+  const Device device = Device::parse(p.get("device"));
+  model.to(device);
 
   const Tensor tokens = SafetensorsReader(p.get("tokens")).read("tokens");
   SERPENT_CHECK(tokens.dim() == 2 && tokens.size(1) >= 2, p.get("tokens"), ": 'tokens' must be (B, L+1), got ",
                 tokens.str());
   auto [x, y] = split_inputs(tokens.to_vector<int64_t>(), tokens.size(0), tokens.size(1));
+  x = x.to(device);
+  y = y.to(device);
   model.zero_grad();
-  const Tensor logits = model.forward(x);  // (B, L, V)
-  const Tensor loss = cross_entropy(reshape(logits, {-1, cfg.padded_vocab()}), reshape(y, {-1}));
+  Tensor logits;
+  {
+    autograd::NoGradGuard no_grad;
+    logits = model.forward(x).to(Device::cpu());  // (B, L, V)
+  }
+  const Tensor loss = model.loss(x, y);
   loss.backward();
 
-  NamedTensors out = {{"tokens", tokens}, {"logits", logits.detach()}, {"loss", loss.detach()}};
-  for (const auto& [name, param] : model.named_parameters()) out.emplace_back("grad." + name, param.grad());
+  NamedTensors out = {{"tokens", tokens}, {"logits", logits}, {"loss", loss.detach().to(Device::cpu())}};
+  for (const auto& [name, param] : model.named_parameters())
+    out.emplace_back("grad." + name, param.grad().to(Device::cpu()));
   write_safetensors(p.get("out"), out, {{"checkpoint", p.get("checkpoint")}, {"config", c.config_yaml}});
   std::printf("loss %.8f on %lld x %lld tokens; wrote %s\n", loss.item(), (long long)x.size(0), (long long)x.size(1),
               p.get("out").c_str());

@@ -11,7 +11,8 @@ JOBS=$(nproc)
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ -f "$BUILD_DIR/CMakeCache.txt" ]; then generator=(); fi
-cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+# SERPENT_TESTS=ON explicitly: scripts/quickstart.sh configures the same folder without the tests.
+cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSERPENT_TESTS=ON "$@"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 cd "$BUILD_DIR"
 ctest --output-on-failure -j "$JOBS" --timeout 900

@@ -33,7 +33,8 @@ for stage in "${@:-}"; do
       for args in "--config configs/mamba-130m.yaml --batch 8 --seq-len 2048 --breakdown" \
                   "--config configs/mamba-130m.yaml --batch 16 --seq-len 2048" \
                   "--config configs/mamba-130m.yaml --batch 2 --seq-len 8192" \
-                  "--config configs/mamba-370m.yaml --batch 8 --seq-len 2048"; do
+                  "--config configs/mamba-370m.yaml --batch 8 --seq-len 2048" \
+                  "--config configs/mamba-1.4b.yaml --batch 8 --seq-len 2048"; do
         echo "== serpent bench $args" | tee -a "$OUT/model_bench.log"
         ./build-gpu/serpent bench $args --steps 10 --warmup 2 2>&1 | tee -a "$OUT/model_bench.log"
       done ;;

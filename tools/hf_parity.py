@@ -191,6 +191,17 @@ def trained_model_parity(checks, serpent, tool, work):
     hf_names = dict(model.named_parameters())
     unmatched = sorted(k[5:] for k in ours if k.startswith("grad.") and k[5:] not in hf_names)
     checks.flag("every serpent parameter has a transformers gradient", not unmatched, f"(unmatched: {unmatched})")
+    # The same comparison for our CUDA forward and backward (f32), where a GPU is present.
+    if torch.cuda.is_available():
+        run([tool, "dump", "--checkpoint", ckpt, "--tokens", work / "tokens.safetensors", "--out",
+             work / "ours_cuda.safetensors", "--device", "cuda:0"])
+        cuda = load_np(str(work / "ours_cuda.safetensors"))
+        checks.add("CUDA logits, relative", rel(cuda["logits"], theirs), 1e-4)
+        checks.add("CUDA loss, absolute", abs(float(cuda["loss"]) - loss.item()), 1e-5,
+                   f"(ours on cuda:0 {float(cuda['loss']):.8f}, transformers {loss.item():.8f})")
+        for name, p in model.named_parameters():
+            if p.grad is not None and "grad." + name in cuda:
+                checks.add(f"CUDA gradient {name}", rel(cuda["grad." + name], p.grad.numpy()), 1e-3)
     hf_ppl = math.exp(loss.item())
     eval_ppl = serpent_eval_perplexity(serpent, ckpt, rows, work)
     our_ppl, source = (eval_ppl, "serpent eval") if eval_ppl is not None else (math.exp(float(ours["loss"])), "dump")

@@ -39,8 +39,8 @@ struct ScanArgs {
   DType act;  // f32 or bf16
 };
 
-// How a scan is cut: time chunks that run in parallel (enough for about two blocks per
-// multiprocessor) and the segments whose start states the forward keeps for backward.
+// How a scan is cut: time chunks that run in parallel (when batch x channels cannot fill the
+// GPU alone) and the segments whose start states the forward keeps for backward.
 struct ScanGeometry {
   int64_t chunk_length, chunks, segments;
 };

@@ -1,0 +1,445 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "core/storage.h"
+#include "layers/mamba_config_yaml.h"
+#include "train/loss_plot.h"
+#include "train/signals.h"
+
+namespace fs = std::filesystem;
+
+namespace serpent {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string duration_text(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = int64_t(std::llround(s));
+  if (t >= 3600) return str_cat(t / 3600, "h", t % 3600 / 60 < 10 ? "0" : "", t % 3600 / 60, "m");
+  if (t >= 60) return str_cat(t / 60, "m", t % 60 < 10 ? "0" : "", t % 60, "s");
+  return str_cat(t, "s");
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string rate_text(double tokens_per_s) {
+  if (tokens_per_s >= 1e6) return fmt("%.2fM", tokens_per_s / 1e6);
+  if (tokens_per_s >= 1e4) return fmt("%.1fk", tokens_per_s / 1e3);
+  return fmt("%.0f", tokens_per_s);
+}
+
+std::string with_commas(int64_t n) {
+  const std::string d = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i > 0 && (d.size() - i) % 3 == 0) out += ',';
+    out += d[i];
+  }
+  return out;
+}
+
+DType model_dtype(const Config& cfg, Device device) {
+  const std::string& d = cfg.train.dtype;
+  if (d == "f32") return DType::f32;
+  if (d == "f64") {
+    SERPENT_CHECK(device.is_cpu(), "train.dtype f64 is for checks on the cpu, but train.device is ", cfg.train.device);
+    return DType::f64;
+  }
+  fail("train.dtype ", d, ": mixed precision is not available in the trainer yet; use train.dtype f32");
+}
+
+// True when dir/<split>_*.bin exists (or `where` is a pattern matching some).
+bool has_split(const std::string& where, const std::string& split) {
+  try {
+    find_shards(where, split);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// The data folder's manifest.json, when it has one: its tokenizer's vocabulary must fit the
+// model, and its tokenizer should be the one samples are decoded with.
+void check_manifest(const Config& cfg, std::vector<std::string>& warnings) {
+  const fs::path manifest = fs::path(cfg.data.path) / "manifest.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(manifest, ec)) return;
+  nlohmann::json j;
+  try {
+    std::ifstream in(manifest);
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(manifest.string(), " is not valid JSON (", e.what(), ")");
+  }
+  if (!j.contains("tokenizer") || !j["tokenizer"].is_object()) return;
+  const auto& tok = j["tokenizer"];
+  if (tok.contains("vocab_size") && tok["vocab_size"].is_number_integer()) {
+    const int64_t v = tok["vocab_size"].get<int64_t>();
+    SERPENT_CHECK(v <= cfg.model.vocab_size, "data.path ", cfg.data.path, " was tokenized with a vocabulary of ", v,
+                  " ids (", manifest.string(), "), more than model.vocab_size ", cfg.model.vocab_size);
+  }
+  if (tok.contains("name") && tok["name"].is_string()) {
+    const std::string name = tok["name"].get<std::string>();
+    if ((name == "byte") != (cfg.data.tokenizer == "byte"))
+      warnings.push_back(str_cat("warning: data.path ", cfg.data.path, " was prepared with tokenizer '", name,
+                                 "' but data.tokenizer is '", cfg.data.tokenizer,
+                                 "'; samples will be decoded with the latter"));
+  }
+}
+
+// Dotted keys whose values differ between two configs (their YAML dumps list every key in the
+// same order, one per line).
+std::vector<std::string> changed_keys(const Config& a, const Config& b) {
+  std::istringstream x(a.to_yaml()), y(b.to_yaml());
+  std::vector<std::string> out;
+  std::string la, lb, section;
+  while (std::getline(x, la) && std::getline(y, lb)) {
+    if (!la.empty() && la[0] != ' ' && la[0] != '#') section = la.substr(0, la.find(':'));
+    if (la == lb || la.empty() || la[0] != ' ') continue;
+    const size_t start = la.find_first_not_of(' ');
+    out.push_back(section + "." + la.substr(start, la.find(':') - start));
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
+    : cfg_((cfg.validate(), cfg)),
+      opts_(opts),
+      device_(Device::parse(cfg.train.device)),
+      accum_(cfg.grad_accum_steps(1)),
+      total_steps_(cfg.total_steps()),
+      run_dir_(cfg.run_dir()),
+      ckpt_dir_(cfg.checkpoint_dir()),
+      gen_(uint64_t(cfg.train.seed)),
+      schedule_(cfg.schedule_config()) {
+  if (device_.is_cuda())
+    SERPENT_CHECK(device_.index < cuda_device_count(), "train.device ", cfg_.train.device,
+                  ": this build of serpent sees ", cuda_device_count(),
+                  " CUDA device(s); set train.device to cpu or an existing GPU");
+  const DType dtype = model_dtype(cfg_, device_);
+
+  // Data first: a missing folder is the most likely mistake, and the cheapest to report.
+  const std::string& data = cfg_.data.path;
+  std::error_code ec;
+  SERPENT_CHECK(fs::exists(data, ec), "data.path '", data, "' does not exist; make it with: serpent prepare ",
+                "--tokenizer ", cfg_.data.tokenizer, " --input TEXT_FILES_OR_FOLDERS --out ", data);
+  SERPENT_CHECK(has_split(data, "train"), "data.path '", data,
+                "' holds no train shards (train_*.bin); make them with: ", "serpent prepare --tokenizer ",
+                cfg_.data.tokenizer, " --input TEXT_FILES_OR_FOLDERS --out ", data);
+  std::vector<std::string> warnings;
+  check_manifest(cfg_, warnings);
+  LoaderOptions lo;
+  lo.batch_size = cfg_.data.micro_batch_size;
+  lo.seq_len = cfg_.data.seq_len;
+  lo.seed = uint64_t(cfg_.train.seed);
+  lo.prefetch = int(cfg_.data.prefetch);
+  lo.vocab_size = cfg_.model.vocab_size;
+  loader_ = std::make_unique<DataLoader>(find_shards(data, "train"), lo);
+  if (has_split(data, "val")) {
+    lo.prefetch = 0;
+    val_ = std::make_unique<ValLoader>(find_shards(data, "val"), lo);
+  } else {
+    warnings.push_back(str_cat("warning: data.path '", data, "' has no val shards (val_*.bin): no validation"));
+  }
+
+  // The model is initialized on the cpu (the same numbers whatever the device), then moved.
+  model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
+  model_->to(device_);
+  opt_ = std::make_unique<AdamW>(model_->named_parameters(), cfg_.adamw_config());
+
+  const std::vector<std::string> existing = list_checkpoints(ckpt_dir_);
+  if (opts_.resume.empty()) {
+    SERPENT_CHECK(existing.empty(), "the checkpoint folder ", ckpt_dir_, " already holds ", existing.size(),
+                  " checkpoint(s) (newest ", existing.front(), "); pass --resume auto to continue that run, or set ",
+                  "another train.name / remove the folder to start over");
+  } else if (opts_.resume == "auto") {
+    if (auto found = load_latest_checkpoint(ckpt_dir_)) {
+      restore(found->first, found->second, warnings);
+    } else {
+      SERPENT_CHECK(existing.empty(), "--resume auto: none of the ", existing.size(), " checkpoints in ", ckpt_dir_,
+                    " is intact (see the warnings above); pass --resume PATH to pick one, or move them away to ",
+                    "start over");
+      warnings.push_back(str_cat("note: --resume auto: no checkpoint in ", ckpt_dir_, " yet; starting a new run"));
+    }
+  } else {
+    restore(opts_.resume, load_checkpoint(opts_.resume), warnings);
+  }
+
+  fs::create_directories(run_dir_, ec);
+  SERPENT_CHECK(!ec, "cannot create the run folder ", run_dir_, ": ", ec.message());
+  {
+    std::ofstream out(run_dir_ + "/config.yaml", std::ios::binary | std::ios::trunc);
+    out << cfg_.to_yaml();
+    SERPENT_CHECK(out.flush(), "cannot write ", run_dir_, "/config.yaml");
+  }
+  metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl", resumed_from_.empty() ? -1 : step_);
+  log_ = std::fopen((run_dir_ + "/train.log").c_str(), resumed_from_.empty() ? "w" : "a");
+  SERPENT_CHECK(log_, "cannot write ", run_dir_, "/train.log");
+  record_tokens_ = tokens_seen_;
+
+  note(str_cat("serpent train: ", cfg_.train.name, ": ", with_commas(model_->num_parameters()), " parameters (",
+               cfg_.model.summary(), ") on ", device_.str(), " in ", cfg_.train.dtype));
+  note(str_cat("  ", total_steps_, " steps of ", with_commas(cfg_.data.global_batch_tokens), " tokens (", accum_, " x ",
+               cfg_.data.micro_batch_size, " x ", cfg_.data.seq_len, "), ", cfg_.optim.schedule, " schedule to lr ",
+               fmt("%.3g", cfg_.optim.lr), ", data ", data, " (", loader_->num_windows(), " train windows",
+               val_ ? str_cat(", ", with_commas(val_->num_target_tokens()), " val tokens") : "", "), run folder ",
+               run_dir_));
+  if (!resumed_from_.empty())
+    note(str_cat("  resumed from ", resumed_from_, " at step ", step_, " (", with_commas(tokens_seen_), " tokens)"));
+  for (const std::string& w : warnings) note(w);
+}
+
+Trainer::~Trainer() {
+  if (log_) std::fclose(log_);
+}
+
+void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<std::string>& notes) {
+  const MambaConfig saved = mamba_config_from_config_text(c.config_yaml, "checkpoint " + path);
+  SERPENT_CHECK(saved == cfg_.model, "checkpoint ", path, " holds a model with ", saved.summary(),
+                ", but the config describes ", cfg_.model.summary());
+  SERPENT_CHECK(c.has_optim(), "checkpoint ", path,
+                " has no optimizer state (a model-only file, e.g. from import-hf), so training cannot resume from it");
+  SERPENT_CHECK(c.train.loader.size() == 1 && c.train.loader[0].size() == 5, "checkpoint ", path,
+                " holds the data-loader position of ", c.train.loader.size(),
+                " rank(s); this trainer runs one process and needs exactly one");
+  try {
+    const std::vector<std::string> changed = changed_keys(Config::parse(c.config_yaml, path), cfg_);
+    if (!changed.empty()) notes.push_back("note: the config differs from the checkpoint's in " + join(changed));
+  } catch (const Error&) {
+    // A config that does not parse as a whole (an older or foreign file): the model check above
+    // is what matters.
+  }
+  model_->load_state_dict(c.model);
+  opt_->load_state(c.optim, c.optim_step);
+  step_ = c.train.step;
+  tokens_seen_ = c.train.tokens_seen;
+  gen_.seed = c.train.rng_seed;
+  gen_.offset = c.train.rng_offset;
+  std::array<int64_t, 5> pos;
+  std::copy(c.train.loader[0].begin(), c.train.loader[0].end(), pos.begin());
+  loader_->restore(LoaderState::from_array(pos));
+  auto get_int = [&](const char* k) { return c.train.ints.count(k) ? c.train.ints.at(k) : 0; };
+  auto get_double = [&](const char* k) { return c.train.doubles.count(k) ? c.train.doubles.at(k) : 0.0; };
+  nonfinite_run_ = get_int("nonfinite_run");
+  interval_steps_ = get_int("interval_steps");
+  interval_skipped_ = get_int("interval_skipped");
+  interval_loss_ = get_double("interval_loss_sum");
+  interval_grad_norm_ = get_double("interval_grad_norm_sum");
+  resumed_from_ = path;
+  last_checkpoint_ = path;
+  last_checkpoint_step_ = step_;
+}
+
+StepResult Trainer::step() {
+  StepResult r;
+  r.lr = schedule_.lr(step_);
+  model_->zero_grad();
+  Tensor loss_sum;  // on the device: the host reads it once per step
+  for (int64_t i = 0; i < accum_; ++i) {
+    Batch b = loader_->next_batch();
+    Tensor loss = model_->loss(b.inputs.to(device_), b.targets.to(device_));
+    (accum_ == 1 ? loss : scale(loss, 1.0 / double(accum_))).backward();
+    autograd::NoGradGuard no_grad;
+    loss_sum = loss_sum.defined() ? add(loss_sum, loss.detach()) : loss.detach();
+  }
+  r.loss = loss_sum.item() / double(accum_);
+  r.grad_norm = grad_norm(model_->parameters());
+  r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+  // The update: clipping folds into AdamW's gradient scale. The norm is read on the host, which
+  // costs nothing on the cpu; a GPU optimizer can take it as a device tensor and decide the
+  // clipping and the skip there instead.
+  if (!r.skipped) opt_->step(r.lr, clip_scale(r.grad_norm, cfg_.train.grad_clip));
+  model_->zero_grad();
+
+  ++step_;
+  tokens_seen_ += cfg_.data.global_batch_tokens;
+  if (r.skipped) {
+    ++nonfinite_run_;
+    ++interval_skipped_;
+  } else {
+    nonfinite_run_ = 0;
+    interval_loss_ += r.loss;
+    interval_grad_norm_ += r.grad_norm;
+    ++interval_steps_;
+  }
+  return r;
+}
+
+std::optional<EvalResult> Trainer::validate() {
+  if (!val_) return std::nullopt;
+  return evaluate(*model_, *val_, cfg_.eval.batches, device_);
+}
+
+std::string Trainer::write_checkpoint() {
+  Checkpoint c;
+  c.config_yaml = cfg_.to_yaml();
+  c.model = model_->named_parameters();
+  c.optim = opt_->state();
+  c.optim_step = opt_->steps();
+  TrainState& t = c.train;
+  t.step = step_;
+  t.tokens_seen = tokens_seen_;
+  t.rng_seed = gen_.seed;
+  t.rng_offset = gen_.offset;
+  const std::array<int64_t, 5> pos = loader_->state().to_array();
+  t.loader = {std::vector<int64_t>(pos.begin(), pos.end())};
+  t.ints["nonfinite_run"] = nonfinite_run_;
+  t.ints["interval_steps"] = interval_steps_;
+  t.ints["interval_skipped"] = interval_skipped_;
+  t.doubles["interval_loss_sum"] = interval_loss_;
+  t.doubles["interval_grad_norm_sum"] = interval_grad_norm_;
+  const std::string path = checkpoint_path(ckpt_dir_, step_);
+  save_checkpoint(path, c);
+  prune_checkpoints(ckpt_dir_, cfg_.checkpoint.keep_last);
+  last_checkpoint_ = path;
+  last_checkpoint_step_ = step_;
+  return path;
+}
+
+void Trainer::note(const std::string& line) {
+  if (opts_.progress) std::fprintf(stderr, "%s\n", line.c_str());
+  log_line(line);
+}
+
+void Trainer::log_line(const std::string& line) {
+  if (!log_) return;
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+  std::fprintf(log_, "%s %s\n", stamp, line.c_str());
+  std::fflush(log_);
+}
+
+void Trainer::record(const StepResult& last, const std::optional<EvalResult>& val) {
+  MetricsRecord m;
+  m.step = step_;
+  m.loss = interval_steps_ > 0 ? interval_loss_ / double(interval_steps_) : NAN;
+  m.grad_norm = interval_steps_ > 0 ? interval_grad_norm_ / double(interval_steps_) : NAN;
+  m.lr = last.lr;
+  m.tokens = tokens_seen_;
+  const double seconds = train_seconds_ - record_seconds_;
+  m.tokens_per_s = seconds > 0 ? double(tokens_seen_ - record_tokens_) / seconds : 0;
+  m.skipped = interval_skipped_;
+  if (val) {
+    m.val_loss = val->loss;
+    m.val_ppl = val->ppl;
+  }
+  metrics_->write(m);
+
+  const int width = int(std::to_string(total_steps_).size());
+  const double eta = session_steps_ > 0 ? double(total_steps_ - step_) * train_seconds_ / double(session_steps_) : NAN;
+  std::string line =
+      str_cat("step ", fmt(str_cat("%", width, ".0f").c_str(), double(step_)), "/", total_steps_, " | loss ",
+              fmt("%.4f", m.loss), " | lr ", fmt("%.2e", m.lr), " | grad ", fmt("%.3f", m.grad_norm), " | ",
+              rate_text(m.tokens_per_s), " tok/s | ETA ", duration_text(eta));
+  if (m.skipped) line += str_cat(" | ", m.skipped, " skipped");
+  if (val) line += str_cat(" | val loss ", fmt("%.4f", val->loss), " ppl ", fmt("%.3f", val->ppl));
+  note(line);
+
+  interval_loss_ = interval_grad_norm_ = 0;
+  interval_steps_ = interval_skipped_ = 0;
+  record_seconds_ = train_seconds_;
+  record_tokens_ = tokens_seen_;
+}
+
+void Trainer::plot() {
+  write_loss_curve(run_dir_ + "/loss.svg", metrics_->records(), str_cat(cfg_.train.name, ": loss per token"));
+}
+
+TrainSummary Trainer::run(int64_t stop_step) {
+  TrainSummary s;
+  if (step_ >= total_steps_) {
+    note(str_cat("the run is already complete at step ", step_, " of ", total_steps_,
+                 "; nothing to train (raise train.max_steps or train.max_tokens to go on)"));
+    s.step = step_;
+    s.checkpoint = last_checkpoint_;
+    return s;
+  }
+  const int64_t max_bad = cfg_.train.max_nonfinite_steps;
+  while (step_ < total_steps_ && !(stop_step >= 0 && step_ >= stop_step)) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const StepResult r = step();
+    train_seconds_ += seconds_since(t0);
+    ++session_steps_;
+
+    if (r.skipped)
+      note(str_cat("warning: step ", step_, ": loss ", r.loss, ", gradient norm ", r.grad_norm,
+                   ": not finite; update skipped (", nonfinite_run_, " in a row; the run stops at ", max_bad, ")"));
+    if (nonfinite_run_ >= max_bad) {
+      record(r, std::nullopt);
+      plot();
+      const std::string msg = str_cat(
+          "the loss or gradient was not finite for ", nonfinite_run_, " steps in a row (steps ",
+          step_ - nonfinite_run_ + 1, " to ", step_, ", train.max_nonfinite_steps ", max_bad, "); ",
+          last_checkpoint_.empty() ? "no checkpoint was written" : "the last good checkpoint is " + last_checkpoint_,
+          ". Lower optim.lr or check the data");
+      log_line("error: " + msg);  // main() prints it on stderr
+      fail(msg);
+    }
+
+    const bool last = step_ == total_steps_;
+    const bool eval_now = val_ && (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0));
+    std::optional<EvalResult> val;
+    if (eval_now) val = validate();
+    if (last || eval_now || step_ % cfg_.train.log_every == 0) record(r, val);
+    if (last) s.val = val;
+
+    const bool ckpt_now = last || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0);
+    if (ckpt_now && nonfinite_run_ > 0 && !last) {
+      note(str_cat("warning: step ", step_, ": checkpoint deferred while steps are being skipped"));
+    } else if (ckpt_now) {
+      write_checkpoint();
+    }
+    if (ckpt_now || eval_now) plot();
+
+    const int sig = stop_signal();
+    const bool stop_here = stop_step >= 0 && step_ >= stop_step;
+    if ((sig || stop_here) && !last) {
+      if (last_checkpoint_step_ != step_) write_checkpoint();
+      plot();
+      note(str_cat(sig ? str_cat("received ", signal_name(sig), ": stopped") : std::string("stopped"), " after step ",
+                   step_, " of ", total_steps_, "; checkpoint ", last_checkpoint_, " (continue with --resume auto)"));
+      s.reason = sig ? StopReason::signal : StopReason::stop_step;
+      s.step = step_;
+      s.checkpoint = last_checkpoint_;
+      return s;
+    }
+  }
+  s.reason = StopReason::completed;
+  s.step = step_;
+  s.checkpoint = last_checkpoint_;
+  note(str_cat("done: ", step_, " steps, ", with_commas(tokens_seen_), " tokens in ", duration_text(train_seconds_),
+               " of training",
+               s.val ? str_cat("; val loss ", fmt("%.4f", s.val->loss), ", ppl ", fmt("%.3f", s.val->ppl)) : "",
+               "; checkpoint ", s.checkpoint));
+  return s;
+}
+
+}  // namespace serpent

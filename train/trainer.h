@@ -1,0 +1,140 @@
+// The training loop behind `serpent train` (DESIGN.md §5, docs/TRAINING.md).
+//
+// One optimizer step (Trainer::step) runs grad_accum_steps micro-batches of
+// data.micro_batch_size x data.seq_len tokens, each loss scaled by 1 / grad_accum_steps so the
+// accumulated gradient is that of the mean loss over data.global_batch_tokens; then the global
+// gradient norm, clipping to train.grad_clip, and one AdamW update at the schedule's rate for
+// the step (AdamW's no-decay groups: optim/adamw.h). A step whose loss or gradient norm is not
+// finite leaves the parameters and moments untouched; train.max_nonfinite_steps of them in a row
+// stop the run with an error, keeping the last checkpoint written before them.
+//
+// Trainer::run adds, at their intervals, a progress line on stderr and a record in
+// metrics.jsonl (train.log_every), validation (eval.every, and at the end), checkpoints
+// (checkpoint.every, and at the end; the last checkpoint.keep_last are kept) and the loss curve.
+// It stops after the current step when SIGINT / SIGTERM arrives under a StopOnSignals guard
+// (train/signals.h), writing a checkpoint first.
+//
+// A checkpoint holds everything the loop depends on: parameters, AdamW moments and update
+// count, the step, tokens seen, the RNG state, the data loader's position, the non-finite
+// streak and the partial sums of the current logging interval. Resuming from it therefore
+// continues the run exactly: on the cpu, the losses of a run interrupted and resumed are bitwise
+// those of the run made in one go.
+//
+// The run folder <log.runs_dir>/<train.name> holds config.yaml (the resolved config),
+// metrics.jsonl (train/metrics.h), train.log (every line printed, with times), loss.svg and
+// checkpoints/ (or checkpoint.dir).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "data/loader.h"
+#include "layers/mamba.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+
+namespace serpent {
+
+struct TrainerOptions {
+  // "": a new run (refused when the checkpoint folder already holds checkpoints);
+  // "auto": continue from the newest intact checkpoint of the checkpoint folder, skipping damaged
+  //         ones with a warning (a new run when the folder holds none);
+  // a path: continue from that checkpoint file.
+  std::string resume;
+  bool progress = true;  // print on stderr (train.log gets every line either way)
+};
+
+struct StepResult {
+  double loss = 0;       // mean over the step's micro-batches
+  double grad_norm = 0;  // global L2 norm of the accumulated gradient, before clipping
+  double lr = 0;         // the rate of this step
+  bool skipped = false;  // loss or gradient norm not finite: no update was applied
+};
+
+enum class StopReason { completed, stop_step, signal };
+
+struct TrainSummary {
+  StopReason reason = StopReason::completed;
+  int64_t step = 0;               // steps completed
+  std::string checkpoint;         // the newest checkpoint written ("" when none)
+  std::optional<EvalResult> val;  // the validation at the end of a completed run, if the data has a val split
+};
+
+class Trainer {
+ public:
+  // Builds the model, optimizer and loaders for cfg (validated first) and, per opts.resume,
+  // restores a checkpoint. Throws serpent::Error naming the key, folder or file at fault.
+  explicit Trainer(const Config& cfg, const TrainerOptions& opts = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Trains until the configured end of the run, a stop signal, or (stop_step >= 0) until
+  // stop_step steps are complete, whichever comes first. Every stop writes a checkpoint (unless
+  // one already exists for that step).
+  TrainSummary run(int64_t stop_step = -1);
+
+  // One optimizer step (see the top of this file).
+  StepResult step();
+  // A validation pass of eval.batches batches (all of the split when 0); nothing without a val
+  // split.
+  std::optional<EvalResult> validate();
+  // Writes the checkpoint of the current step and prunes the folder to checkpoint.keep_last;
+  // returns its path.
+  std::string write_checkpoint();
+
+  int64_t completed_steps() const { return step_; }
+  int64_t total_steps() const { return total_steps_; }
+  int64_t grad_accum_steps() const { return accum_; }
+  const Config& config() const { return cfg_; }
+  const MambaLM& model() const { return *model_; }
+  const std::string& resumed_from() const { return resumed_from_; }  // "" for a new run
+
+ private:
+  // Restores the state saved in ckpt; notes for the user are appended to `notes`.
+  void restore(const std::string& path, const Checkpoint& ckpt, std::vector<std::string>& notes);
+  void record(const StepResult& last, const std::optional<EvalResult>& val);
+  void note(const std::string& line);      // stderr (when progress) and train.log
+  void log_line(const std::string& line);  // train.log only, with the time
+  void plot();
+
+  Config cfg_;
+  TrainerOptions opts_;
+  Device device_;
+  int64_t accum_ = 1, total_steps_ = 0;
+  std::string run_dir_, ckpt_dir_;
+
+  Generator gen_;
+  std::unique_ptr<MambaLM> model_;
+  std::unique_ptr<AdamW> opt_;
+  LRSchedule schedule_;
+  std::unique_ptr<DataLoader> loader_;
+  std::unique_ptr<ValLoader> val_;  // null when the data has no val split
+
+  int64_t step_ = 0, tokens_seen_ = 0;
+  int64_t nonfinite_run_ = 0;  // consecutive skipped steps up to now
+  // The logging interval in progress: sums over its finite steps, and its skipped steps.
+  double interval_loss_ = 0, interval_grad_norm_ = 0;
+  int64_t interval_steps_ = 0, interval_skipped_ = 0;
+
+  std::string resumed_from_;
+  std::string last_checkpoint_;
+  int64_t last_checkpoint_step_ = -1;
+
+  std::unique_ptr<MetricsWriter> metrics_;
+  std::FILE* log_ = nullptr;
+  // Throughput of this session: seconds spent in step(), and where the last record left off.
+  double train_seconds_ = 0, record_seconds_ = 0;
+  int64_t session_steps_ = 0, record_tokens_ = 0;
+};
+
+}  // namespace serpent
