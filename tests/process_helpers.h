@@ -4,12 +4,16 @@
 #pragma once
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -109,6 +113,38 @@ inline std::vector<std::string> mpirun_argv(int ranks) {
   std::vector<std::string> a = {SERPENT_MPIEXEC, "--oversubscribe", "--bind-to", "none", "-np", std::to_string(ranks)};
   if (::geteuid() == 0) a.insert(a.begin() + 1, "--allow-run-as-root");
   return a;
+}
+
+// A TCP port nothing listens on right now.
+inline int free_port_for_test() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+// The pids whose parent is `parent` (from /proc), in increasing order.
+inline std::vector<pid_t> child_processes(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_file(entry.path().string() + "/stat");
+    // pid (comm) state ppid ...: the command may hold spaces, so read after the last ')'.
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
+      out.push_back(pid_t(std::stol(name)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // A scratch folder unique to this process and test.

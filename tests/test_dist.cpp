@@ -37,19 +37,6 @@ DistEnv env_of(const std::map<std::string, std::string>& vars) {
   });
 }
 
-// A TCP port nothing listens on right now.
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
 }  // namespace
 
 TEST(DistEnv, NoLauncherIsOneProcess) {
@@ -200,7 +187,7 @@ TEST(SlurmNodelist, MalformedListsAreErrors) {
 }
 
 TEST(TcpRendezvous, BroadcastsFromRankZeroToEveryRank) {
-  const int port = free_port(), world = 4;
+  const int port = free_port_for_test(), world = 4;
   std::vector<std::string> got(world);
   std::vector<std::string> second(world);
   std::vector<std::thread> ranks;
@@ -226,7 +213,7 @@ TEST(TcpRendezvous, BroadcastsFromRankZeroToEveryRank) {
 }
 
 TEST(TcpRendezvous, MissingRanksAndMismatchesAreNamed) {
-  const int port = free_port();
+  const int port = free_port_for_test();
   DistEnv env;
   env.launcher = Launcher::torchrun;
   env.world_size = 3;
@@ -714,7 +701,7 @@ TEST(DistMpi, TorchrunStyleProcessesWithoutMpirun) {
   if (!have_mpi()) GTEST_SKIP() << "this build has no MPI";
   const std::string dir = scratch_dir("torchrun");
   const int world = 2;
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(free_port_for_test());
   std::vector<Child> ranks;
   for (int r = 0; r < world; ++r) {
     auto env = worker_env("1");

@@ -126,6 +126,29 @@ std::string broadcast_bytes(Communicator& comm, const std::string& bytes, int ro
   return std::string(static_cast<const char*>(words.data_ptr()), size_t(n));
 }
 
+void run_agreed(Communicator& comm, const std::function<void()>& body) {
+  if (comm.world_size() == 1) {
+    body();
+    return;
+  }
+  std::string message;
+  bool failed = false;
+  try {
+    body();
+  } catch (const Error& e) {
+    failed = true;
+    message = e.what();
+  }
+  std::vector<double> flags(size_t(comm.world_size()), 0.0);
+  flags[size_t(comm.rank())] = failed ? 1.0 : 0.0;
+  flags = all_reduce_sum(comm, flags);
+  for (int r = 0; r < comm.world_size(); ++r) {
+    if (flags[size_t(r)] == 0) continue;
+    message = broadcast_bytes(comm, message, r);
+    throw JobError(r == 0 ? message : str_cat("rank ", r, ": ", message));
+  }
+}
+
 bool have_mpi() {
 #ifdef SERPENT_MPI
   return true;

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,18 @@ double all_reduce_sum(Communicator& comm, double value);
 std::vector<double> all_reduce_sum(Communicator& comm, const std::vector<double>& values);
 // Rank root's bytes on every rank (the size may differ between ranks before the call).
 std::string broadcast_bytes(Communicator& comm, const std::string& bytes, int root);
+
+// An error that every rank of the job raises together (they agreed on it, see run_agreed): rank 0
+// reports it and the other ranks exit with the same code, quietly.
+class JobError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Runs body on every rank. When it throws serpent::Error on one or more ranks, every rank throws
+// JobError with the message of the lowest failing rank (prefixed "rank R: " when R is not 0), so
+// no rank is left waiting in a collective for one that gave up. A collective itself.
+void run_agreed(Communicator& comm, const std::function<void()>& body);
 
 struct CommOptions {
   std::string backend = "auto";  // auto, local, mpi or nccl (auto: local for one rank, else by device)

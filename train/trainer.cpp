@@ -12,6 +12,7 @@
 #include "autograd/ops.h"
 #include "core/storage.h"
 #include "layers/mamba_config_yaml.h"
+#include "train/comm.h"
 #include "train/loss_plot.h"
 #include "train/signals.h"
 
@@ -63,6 +64,12 @@ DType model_dtype(const Config& cfg, Device device) {
     return DType::f64;
   }
   fail("train.dtype ", d, ": mixed precision is not available in the trainer yet; use train.dtype f32");
+}
+
+// train.device; in a job of several ranks, a GPU run gives rank i of a node cuda:i.
+Device train_device(const Config& cfg, const DistEnv& env) {
+  const Device d = Device::parse(cfg.train.device);
+  return d.is_cuda() && env.distributed() ? Device::cuda(env.local_rank) : d;
 }
 
 // True when dir/<split>_*.bin exists (or `where` is a pattern matching some).
@@ -130,14 +137,19 @@ std::string join(const std::vector<std::string>& v) {
 Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
     : cfg_((cfg.validate(), cfg)),
       opts_(opts),
-      device_(Device::parse(cfg.train.device)),
-      accum_(cfg.grad_accum_steps(1)),
+      env_(dist_env_from_process()),
+      device_(train_device(cfg, env_)),
+      accum_(cfg.grad_accum_steps(env_.world_size)),
       total_steps_(cfg.total_steps()),
       run_dir_(cfg.run_dir()),
       ckpt_dir_(cfg.checkpoint_dir()),
       gen_(uint64_t(cfg.train.seed)),
       schedule_(cfg.schedule_config()) {
-  if (device_.is_cuda())
+  if (device_.is_cuda() && env_.distributed())
+    SERPENT_CHECK(device_.index < cuda_device_count(), env_.describe(), " trains on ", device_.str(),
+                  " (GPU i for local rank i), but this build of serpent sees ", cuda_device_count(),
+                  " CUDA device(s) here; start at most that many ranks per node");
+  else if (device_.is_cuda())
     SERPENT_CHECK(device_.index < cuda_device_count(), "train.device ", cfg_.train.device,
                   ": this build of serpent sees ", cuda_device_count(),
                   " CUDA device(s); set train.device to cpu or an existing GPU");
@@ -159,6 +171,8 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   lo.seed = uint64_t(cfg_.train.seed);
   lo.prefetch = int(cfg_.data.prefetch);
   lo.vocab_size = cfg_.model.vocab_size;
+  lo.rank = env_.rank;
+  lo.world_size = env_.world_size;
   loader_ = std::make_unique<DataLoader>(find_shards(data, "train"), lo);
   if (has_split(data, "val")) {
     lo.prefetch = 0;
@@ -170,42 +184,54 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   // The model is initialized on the cpu (the same numbers whatever the device), then moved.
   model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
   model_->to(device_);
-  opt_ = std::make_unique<AdamW>(model_->named_parameters(), cfg_.adamw_config());
+  dp_ = std::make_unique<DataParallel>(*model_,
+                                       make_communicator(env_, device_, {cfg_.dist.backend, cfg_.dist.timeout_s}),
+                                       cfg_.adamw_config(), DataParallelOptions{cfg_.dist.zero1, cfg_.dist.bucket_mb});
 
-  const std::vector<std::string> existing = list_checkpoints(ckpt_dir_);
-  if (opts_.resume.empty()) {
-    SERPENT_CHECK(existing.empty(), "the checkpoint folder ", ckpt_dir_, " already holds ", existing.size(),
-                  " checkpoint(s) (newest ", existing.front(), "); pass --resume auto to continue that run, or set ",
-                  "another train.name / remove the folder to start over");
-  } else if (opts_.resume == "auto") {
-    if (auto found = load_latest_checkpoint(ckpt_dir_)) {
-      restore(found->first, found->second, warnings);
-    } else {
-      SERPENT_CHECK(existing.empty(), "--resume auto: none of the ", existing.size(), " checkpoints in ", ckpt_dir_,
-                    " is intact (see the warnings above); pass --resume PATH to pick one, or move them away to ",
+  // The checkpoint folder and the run folder are rank 0's; a failure there stops every rank.
+  run_agreed(dp_->comm(), [&] {
+    if (rank() != 0) return;
+    const std::vector<std::string> existing = list_checkpoints(ckpt_dir_);
+    if (opts_.resume.empty()) {
+      SERPENT_CHECK(existing.empty(), "the checkpoint folder ", ckpt_dir_, " already holds ", existing.size(),
+                    " checkpoint(s) (newest ", existing.front(),
+                    "); pass --resume auto to continue that run, or set another train.name / remove the folder to ",
                     "start over");
-      warnings.push_back(str_cat("note: --resume auto: no checkpoint in ", ckpt_dir_, " yet; starting a new run"));
+    } else if (opts_.resume == "auto") {
+      if (auto found = load_latest_checkpoint(ckpt_dir_)) {
+        restore(found->first, found->second, warnings);
+      } else {
+        SERPENT_CHECK(existing.empty(), "--resume auto: none of the ", existing.size(), " checkpoints in ", ckpt_dir_,
+                      " is intact (see the warnings above); pass --resume PATH to pick one, or move them away to ",
+                      "start over");
+        warnings.push_back(str_cat("note: --resume auto: no checkpoint in ", ckpt_dir_, " yet; starting a new run"));
+      }
+    } else {
+      restore(opts_.resume, load_checkpoint(opts_.resume), warnings);
     }
-  } else {
-    restore(opts_.resume, load_checkpoint(opts_.resume), warnings);
-  }
 
-  fs::create_directories(run_dir_, ec);
-  SERPENT_CHECK(!ec, "cannot create the run folder ", run_dir_, ": ", ec.message());
-  {
-    std::ofstream out(run_dir_ + "/config.yaml", std::ios::binary | std::ios::trunc);
-    out << cfg_.to_yaml();
-    SERPENT_CHECK(out.flush(), "cannot write ", run_dir_, "/config.yaml");
-  }
-  metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl", resumed_from_.empty() ? -1 : step_);
-  log_ = std::fopen((run_dir_ + "/train.log").c_str(), resumed_from_.empty() ? "w" : "a");
-  SERPENT_CHECK(log_, "cannot write ", run_dir_, "/train.log");
+    fs::create_directories(run_dir_, ec);
+    SERPENT_CHECK(!ec, "cannot create the run folder ", run_dir_, ": ", ec.message());
+    {
+      std::ofstream out(run_dir_ + "/config.yaml", std::ios::binary | std::ios::trunc);
+      out << cfg_.to_yaml();
+      SERPENT_CHECK(out.flush(), "cannot write ", run_dir_, "/config.yaml");
+    }
+    metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl", resumed_from_.empty() ? -1 : step_);
+    log_ = std::fopen((run_dir_ + "/train.log").c_str(), resumed_from_.empty() ? "w" : "a");
+    SERPENT_CHECK(log_, "cannot write ", run_dir_, "/train.log");
+  });
+  sync_from_rank0();
   record_tokens_ = tokens_seen_;
 
+  const std::string ranks =
+      world_size() > 1 ? str_cat(" x ", world_size(), " ranks (", dp_->comm().backend(), ")") : "";
   note(str_cat("serpent train: ", cfg_.train.name, ": ", with_commas(model_->num_parameters()), " parameters (",
-               cfg_.model.summary(), ") on ", device_.str(), " in ", cfg_.train.dtype));
+               cfg_.model.summary(), ") on ", device_.str(), ranks, " in ", cfg_.train.dtype,
+               dp_->zero1() ? ", ZeRO-1" : ""));
   note(str_cat("  ", total_steps_, " steps of ", with_commas(cfg_.data.global_batch_tokens), " tokens (", accum_, " x ",
-               cfg_.data.micro_batch_size, " x ", cfg_.data.seq_len, "), ", cfg_.optim.schedule, " schedule to lr ",
+               cfg_.data.micro_batch_size, " x ", cfg_.data.seq_len,
+               world_size() > 1 ? str_cat(" x ", world_size()) : "", "), ", cfg_.optim.schedule, " schedule to lr ",
                fmt("%.3g", cfg_.optim.lr), ", data ", data, " (", loader_->num_windows(), " train windows",
                val_ ? str_cat(", ", with_commas(val_->num_target_tokens()), " val tokens") : "", "), run folder ",
                run_dir_));
@@ -224,9 +250,9 @@ void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<
                 ", but the config describes ", cfg_.model.summary());
   SERPENT_CHECK(c.has_optim(), "checkpoint ", path,
                 " has no optimizer state (a model-only file, e.g. from import-hf), so training cannot resume from it");
-  SERPENT_CHECK(c.train.loader.size() == 1 && c.train.loader[0].size() == 5, "checkpoint ", path,
-                " holds the data-loader position of ", c.train.loader.size(),
-                " rank(s); this trainer runs one process and needs exactly one");
+  SERPENT_CHECK(c.train.loader.size() == 1 && c.train.loader[0].size() == 5, "checkpoint ", path, " holds ",
+                c.train.loader.size(), " data-loader positions; expected one (the position counts the ",
+                "windows of all ranks together, so it is the same on every rank)");
   try {
     const std::vector<std::string> changed = changed_keys(Config::parse(c.config_yaml, path), cfg_);
     if (!changed.empty()) notes.push_back("note: the config differs from the checkpoint's in " + join(changed));
@@ -235,7 +261,8 @@ void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<
     // is what matters.
   }
   model_->load_state_dict(c.model);
-  opt_->load_state(c.optim, c.optim_step);
+  pending_optim_ = c.optim;
+  pending_optim_step_ = c.optim_step;
   step_ = c.train.step;
   tokens_seen_ = c.train.tokens_seen;
   gen_.seed = c.train.rng_seed;
@@ -255,26 +282,71 @@ void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<
   last_checkpoint_step_ = step_;
 }
 
+void Trainer::sync_from_rank0() {
+  // The loop's own state travels as JSON (doubles print exactly, so they arrive bitwise).
+  nlohmann::json j;
+  if (rank() == 0) {
+    j = {{"step", step_},
+         {"tokens_seen", tokens_seen_},
+         {"rng_seed", gen_.seed},
+         {"rng_offset", gen_.offset},
+         {"loader", loader_->state().to_array()},
+         {"nonfinite_run", nonfinite_run_},
+         {"interval_steps", interval_steps_},
+         {"interval_skipped", interval_skipped_},
+         {"interval_loss", interval_loss_},
+         {"interval_grad_norm", interval_grad_norm_},
+         {"resumed_from", resumed_from_},
+         {"last_checkpoint", last_checkpoint_},
+         {"last_checkpoint_step", last_checkpoint_step_},
+         {"optim_step", pending_optim_step_}};
+  }
+  j = nlohmann::json::parse(broadcast_bytes(dp_->comm(), rank() == 0 ? j.dump() : std::string(), 0));
+  if (rank() != 0) {
+    step_ = j["step"];
+    tokens_seen_ = j["tokens_seen"];
+    gen_.seed = j["rng_seed"];
+    gen_.offset = j["rng_offset"];
+    loader_->restore(LoaderState::from_array(j["loader"].get<std::array<int64_t, 5>>()));
+    nonfinite_run_ = j["nonfinite_run"];
+    interval_steps_ = j["interval_steps"];
+    interval_skipped_ = j["interval_skipped"];
+    interval_loss_ = j["interval_loss"];
+    interval_grad_norm_ = j["interval_grad_norm"];
+    resumed_from_ = j["resumed_from"];
+    last_checkpoint_ = j["last_checkpoint"];
+    last_checkpoint_step_ = j["last_checkpoint_step"];
+  }
+  dp_->broadcast_parameters();
+  if (!resumed_from_.empty()) dp_->load_optimizer_state(pending_optim_, j["optim_step"]);
+  pending_optim_.clear();
+}
+
 StepResult Trainer::step() {
   StepResult r;
   r.lr = schedule_.lr(step_);
-  model_->zero_grad();
+  dp_->zero_grad();
   Tensor loss_sum;  // on the device: the host reads it once per step
   for (int64_t i = 0; i < accum_; ++i) {
     Batch b = loader_->next_batch();
     Tensor loss = model_->loss(b.inputs.to(device_), b.targets.to(device_));
+    dp_->set_sync(i == accum_ - 1);  // the last backward averages the gradients over the ranks
     (accum_ == 1 ? loss : scale(loss, 1.0 / double(accum_))).backward();
     autograd::NoGradGuard no_grad;
     loss_sum = loss_sum.defined() ? add(loss_sum, loss.detach()) : loss.detach();
   }
-  r.loss = loss_sum.item() / double(accum_);
-  r.grad_norm = grad_norm(model_->parameters());
+  dp_->finish_backward();
+  // The loss is summed over the ranks, and so is the stop request, so that every rank stops
+  // after the same step.
+  const std::vector<double> sums = all_reduce_sum(dp_->comm(), {loss_sum.item(), stop_signal() ? 1.0 : 0.0});
+  r.loss = sums[0] / double(accum_ * world_size());
+  stop_requested_ = sums[1] > 0;
+  r.grad_norm = dp_->grad_norm();
   r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
   // The update: clipping folds into AdamW's gradient scale. The norm is read on the host, which
   // costs nothing on the cpu; a GPU optimizer can take it as a device tensor and decide the
   // clipping and the skip there instead.
-  if (!r.skipped) opt_->step(r.lr, clip_scale(r.grad_norm, cfg_.train.grad_clip));
-  model_->zero_grad();
+  if (!r.skipped) dp_->step(r.lr, clip_scale(r.grad_norm, cfg_.train.grad_clip));
 
   ++step_;
   tokens_seen_ += cfg_.data.global_batch_tokens;
@@ -292,36 +364,54 @@ StepResult Trainer::step() {
 
 std::optional<EvalResult> Trainer::validate() {
   if (!val_) return std::nullopt;
-  return evaluate(*model_, *val_, cfg_.eval.batches, device_);
+  // Each rank scores its own windows; eval.batches counts the batches of all ranks together.
+  const int64_t w = world_size();
+  const int64_t batches = cfg_.eval.batches > 0 ? (cfg_.eval.batches + w - 1) / w : 0;
+  const EvalSums mine = evaluate_sums(*model_, *val_, batches, device_);
+  const std::vector<double> all = all_reduce_sum(dp_->comm(), {mine.nll, double(mine.tokens), double(mine.batches)});
+  if (all[1] <= 0) throw JobError("evaluate: the validation data holds no tokens to score");
+  EvalResult r;
+  r.loss = all[0] / all[1];
+  r.ppl = std::exp(r.loss);
+  r.tokens = int64_t(all[1]);
+  r.batches = int64_t(all[2]);
+  return r;
 }
 
 std::string Trainer::write_checkpoint() {
-  Checkpoint c;
-  c.config_yaml = cfg_.to_yaml();
-  c.model = model_->named_parameters();
-  c.optim = opt_->state();
-  c.optim_step = opt_->steps();
-  TrainState& t = c.train;
-  t.step = step_;
-  t.tokens_seen = tokens_seen_;
-  t.rng_seed = gen_.seed;
-  t.rng_offset = gen_.offset;
-  const std::array<int64_t, 5> pos = loader_->state().to_array();
-  t.loader = {std::vector<int64_t>(pos.begin(), pos.end())};
-  t.ints["nonfinite_run"] = nonfinite_run_;
-  t.ints["interval_steps"] = interval_steps_;
-  t.ints["interval_skipped"] = interval_skipped_;
-  t.doubles["interval_loss_sum"] = interval_loss_;
-  t.doubles["interval_grad_norm_sum"] = interval_grad_norm_;
+  // Every rank takes part in gathering the optimizer state; rank 0 writes the file.
+  const NamedTensors optim = dp_->optimizer_state();
+  const int64_t optim_steps = dp_->optimizer_steps();
   const std::string path = checkpoint_path(ckpt_dir_, step_);
-  save_checkpoint(path, c);
-  prune_checkpoints(ckpt_dir_, cfg_.checkpoint.keep_last);
+  run_agreed(dp_->comm(), [&] {
+    if (rank() != 0) return;
+    Checkpoint c;
+    c.config_yaml = cfg_.to_yaml();
+    c.model = model_->named_parameters();
+    c.optim = optim;
+    c.optim_step = optim_steps;
+    TrainState& t = c.train;
+    t.step = step_;
+    t.tokens_seen = tokens_seen_;
+    t.rng_seed = gen_.seed;
+    t.rng_offset = gen_.offset;
+    const std::array<int64_t, 5> pos = loader_->state().to_array();
+    t.loader = {std::vector<int64_t>(pos.begin(), pos.end())};
+    t.ints["nonfinite_run"] = nonfinite_run_;
+    t.ints["interval_steps"] = interval_steps_;
+    t.ints["interval_skipped"] = interval_skipped_;
+    t.doubles["interval_loss_sum"] = interval_loss_;
+    t.doubles["interval_grad_norm_sum"] = interval_grad_norm_;
+    save_checkpoint(path, c);
+    prune_checkpoints(ckpt_dir_, cfg_.checkpoint.keep_last);
+  });
   last_checkpoint_ = path;
   last_checkpoint_step_ = step_;
   return path;
 }
 
 void Trainer::note(const std::string& line) {
+  if (rank() != 0) return;
   if (opts_.progress) std::fprintf(stderr, "%s\n", line.c_str());
   log_line(line);
 }
@@ -338,6 +428,13 @@ void Trainer::log_line(const std::string& line) {
 }
 
 void Trainer::record(const StepResult& last, const std::optional<EvalResult>& val) {
+  if (rank() != 0) {  // rank 0 reports; the others only start the next interval
+    interval_loss_ = interval_grad_norm_ = 0;
+    interval_steps_ = interval_skipped_ = 0;
+    record_seconds_ = train_seconds_;
+    record_tokens_ = tokens_seen_;
+    return;
+  }
   MetricsRecord m;
   m.step = step_;
   m.loss = interval_steps_ > 0 ? interval_loss_ / double(interval_steps_) : NAN;
@@ -370,10 +467,23 @@ void Trainer::record(const StepResult& last, const std::optional<EvalResult>& va
 }
 
 void Trainer::plot() {
+  if (rank() != 0) return;
   write_loss_curve(run_dir_ + "/loss.svg", metrics_->records(), str_cat(cfg_.train.name, ": loss per token"));
 }
 
 TrainSummary Trainer::run(int64_t stop_step) {
+  try {
+    return run_steps(stop_step);
+  } catch (const JobError&) {
+    throw;  // every rank stops with it
+  } catch (const Error& e) {
+    // This rank alone failed; the others would wait for it in the next collective.
+    if (world_size() > 1) dp_->comm().abort_job(e.what());
+    throw;
+  }
+}
+
+TrainSummary Trainer::run_steps(int64_t stop_step) {
   TrainSummary s;
   if (step_ >= total_steps_) {
     note(str_cat("the run is already complete at step ", step_, " of ", total_steps_,
@@ -401,7 +511,7 @@ TrainSummary Trainer::run(int64_t stop_step) {
           last_checkpoint_.empty() ? "no checkpoint was written" : "the last good checkpoint is " + last_checkpoint_,
           ". Lower optim.lr or check the data");
       log_line("error: " + msg);  // main() prints it on stderr
-      fail(msg);
+      throw JobError(msg);        // the loss and norm are the same on every rank: so is this decision
     }
 
     const bool last = step_ == total_steps_;
@@ -419,14 +529,18 @@ TrainSummary Trainer::run(int64_t stop_step) {
     }
     if (ckpt_now || eval_now) plot();
 
-    const int sig = stop_signal();
+    // A stop signal counts once step() has summed the requests over the ranks.
     const bool stop_here = stop_step >= 0 && step_ >= stop_step;
-    if ((sig || stop_here) && !last) {
+    if ((stop_requested_ || stop_here) && !last) {
       if (last_checkpoint_step_ != step_) write_checkpoint();
       plot();
-      note(str_cat(sig ? str_cat("received ", signal_name(sig), ": stopped") : std::string("stopped"), " after step ",
-                   step_, " of ", total_steps_, "; checkpoint ", last_checkpoint_, " (continue with --resume auto)"));
-      s.reason = sig ? StopReason::signal : StopReason::stop_step;
+      const int sig = stop_signal();
+      const std::string why = !stop_requested_ ? "stopped"
+                              : sig            ? str_cat("received ", signal_name(sig), ": stopped")
+                                               : "another rank received a stop signal: stopped";
+      note(str_cat(why, " after step ", step_, " of ", total_steps_, "; checkpoint ", last_checkpoint_,
+                   " (continue with --resume auto)"));
+      s.reason = stop_requested_ ? StopReason::signal : StopReason::stop_step;
       s.step = step_;
       s.checkpoint = last_checkpoint_;
       return s;

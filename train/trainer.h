@@ -23,6 +23,16 @@
 // The run folder <log.runs_dir>/<train.name> holds config.yaml (the resolved config),
 // metrics.jsonl (train/metrics.h), train.log (every line printed, with times), loss.svg and
 // checkpoints/ (or checkpoint.dir).
+//
+// Data parallelism (docs/DISTRIBUTED.md). When a launcher started this process as one of several
+// ranks (train/dist_env.h), each rank reads its own share of every step's micro-batches
+// (data/loader.h), runs grad_accum_steps = global batch / (micro-batch x ranks) of them, and the
+// gradients are averaged over the ranks while backward runs (train/data_parallel.h); with
+// dist.zero1 the AdamW moments are sharded. On GPUs rank i of a node uses cuda:i. The loss,
+// validation and the stop request are summed over the ranks, so every rank takes the same
+// decisions at the same step. Rank 0 alone reads checkpoints (every rank then takes its state),
+// writes them (full, unsharded weights and moments: a run saved on N ranks resumes on M), and
+// writes the run folder and the progress lines. One process is the same code with a world of one.
 #pragma once
 
 #include <cstdint>
@@ -35,10 +45,11 @@
 #include "core/rng.h"
 #include "data/loader.h"
 #include "layers/mamba.h"
-#include "optim/adamw.h"
 #include "optim/schedule.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/data_parallel.h"
+#include "train/dist_env.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 
@@ -98,10 +109,16 @@ class Trainer {
   const Config& config() const { return cfg_; }
   const MambaLM& model() const { return *model_; }
   const std::string& resumed_from() const { return resumed_from_; }  // "" for a new run
+  int rank() const { return dp_->rank(); }
+  int world_size() const { return dp_->world_size(); }
 
  private:
-  // Restores the state saved in ckpt; notes for the user are appended to `notes`.
+  // Rank 0: restores the state saved in ckpt but the optimizer's (kept in pending_optim_ for
+  // sync_from_rank0); notes for the user are appended to `notes`.
   void restore(const std::string& path, const Checkpoint& ckpt, std::vector<std::string>& notes);
+  // Every rank takes rank 0's weights, optimizer state and loop state.
+  void sync_from_rank0();
+  TrainSummary run_steps(int64_t stop_step);
   void record(const StepResult& last, const std::optional<EvalResult>& val);
   void note(const std::string& line);      // stderr (when progress) and train.log
   void log_line(const std::string& line);  // train.log only, with the time
@@ -109,13 +126,14 @@ class Trainer {
 
   Config cfg_;
   TrainerOptions opts_;
+  DistEnv env_;
   Device device_;
   int64_t accum_ = 1, total_steps_ = 0;
   std::string run_dir_, ckpt_dir_;
 
   Generator gen_;
   std::unique_ptr<MambaLM> model_;
-  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<DataParallel> dp_;  // the communicator, gradient buckets and optimizer
   LRSchedule schedule_;
   std::unique_ptr<DataLoader> loader_;
   std::unique_ptr<ValLoader> val_;  // null when the data has no val split
@@ -129,6 +147,10 @@ class Trainer {
   std::string resumed_from_;
   std::string last_checkpoint_;
   int64_t last_checkpoint_step_ = -1;
+  bool stop_requested_ = false;  // a stop signal reached some rank by the end of the last step
+  // A resumed checkpoint's optimizer state, on rank 0, until sync_from_rank0 hands it out.
+  NamedTensors pending_optim_;
+  int64_t pending_optim_step_ = 0;
 
   std::unique_ptr<MetricsWriter> metrics_;
   std::FILE* log_ = nullptr;
