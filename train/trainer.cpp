@@ -62,7 +62,9 @@ DType model_dtype(const Config& cfg, Device device) {
     SERPENT_CHECK(device.is_cpu(), "train.dtype f64 is for checks on the cpu, but train.device is ", cfg.train.device);
     return DType::f64;
   }
-  fail("train.dtype ", d, ": mixed precision is not available in the trainer yet; use train.dtype f32");
+  // bf16 mixed precision keeps f32 parameters; the model computes in bf16 (set after the move).
+  SERPENT_CHECK(d == "bf16" && device.is_cuda(), "train.dtype ", d, " needs train.device cuda (bf16 mixed precision)");
+  return DType::f32;
 }
 
 // True when dir/<split>_*.bin exists (or `where` is a pattern matching some).
@@ -170,6 +172,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   // The model is initialized on the cpu (the same numbers whatever the device), then moved.
   model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
   model_->to(device_);
+  if (cfg_.train.dtype == "bf16") model_->set_compute_dtype(DType::bf16);
   opt_ = std::make_unique<AdamW>(model_->named_parameters(), cfg_.adamw_config());
 
   const std::vector<std::string> existing = list_checkpoints(ckpt_dir_);
@@ -267,14 +270,15 @@ StepResult Trainer::step() {
     autograd::NoGradGuard no_grad;
     loss_sum = loss_sum.defined() ? add(loss_sum, loss.detach()) : loss.detach();
   }
-  r.loss = loss_sum.item() / double(accum_);
-  r.grad_norm = grad_norm(model_->parameters());
-  r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
-  // The update: clipping folds into AdamW's gradient scale. The norm is read on the host, which
-  // costs nothing on the cpu; a GPU optimizer can take it as a device tensor and decide the
-  // clipping and the skip there instead.
-  if (!r.skipped) opt_->step(r.lr, clip_scale(r.grad_norm, cfg_.train.grad_clip));
+  // The update is enqueued before the host reads anything: the norm stays a device tensor and
+  // AdamW decides the clipping and the non-finite skip itself (on a GPU, on the device). The host
+  // then reads the loss and the norm once, for the log and the non-finite bookkeeping.
+  const Tensor norm = grad_norm_device(model_->parameters());
+  opt_->step(r.lr, norm, cfg_.train.grad_clip);
   model_->zero_grad();
+  r.loss = loss_sum.item() / double(accum_);
+  r.grad_norm = norm.item();
+  r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
 
   ++step_;
   tokens_seen_ += cfg_.data.global_batch_tokens;
