@@ -56,9 +56,10 @@ int64_t ShardedAdamW::shard_numel() const {
   return n;
 }
 
-double ShardedAdamW::grad_norm() const {
-  double local = 0;
-  if (comm_.device().is_cpu()) {
+Tensor ShardedAdamW::grad_norm() const {
+  const Device dev = comm_.device();
+  if (dev.is_cpu()) {
+    double local = 0;
     for (const Piece& pc : pieces_) {
       const Tensor g = flat_view(buckets_.shard_grad(pc.bucket), pc.lo - chunk_start(pc.bucket), pc.hi - pc.lo);
       dispatch_float(g.dtype(), "ShardedAdamW::grad_norm", [&](auto z) {
@@ -67,35 +68,53 @@ double ShardedAdamW::grad_norm() const {
         for (int64_t i = 0; i < g.numel(); ++i) local += double(x[i]) * double(x[i]);
       });
     }
-  } else {
-#ifdef SERPENT_CUDA
-    std::vector<const float*> grads;
-    std::vector<int64_t> numels;
-    for (const Piece& pc : pieces_) {
-      grads.push_back(buckets_.shard_grad(pc.bucket).data<float>() + (pc.lo - chunk_start(pc.bucket)));
-      numels.push_back(pc.hi - pc.lo);
-    }
-    if (!grads.empty()) {
-      Tensor norm = Tensor::empty({}, DType::f32, comm_.device());
-      cuda::grad_norm(grads, numels, norm.data<float>(), comm_.device().index);
-      const double n = norm.item();
-      local = n * n;
-    }
-#else
-    fail("ShardedAdamW: parameters on ", comm_.device().str(), " but this build has no CUDA backend");
-#endif
+    return full({}, std::sqrt(all_reduce_sum(comm_, local)), DType::f32);
   }
-  return std::sqrt(all_reduce_sum(comm_, local));
+#ifdef SERPENT_CUDA
+  std::vector<const float*> grads;
+  std::vector<int64_t> numels;
+  for (const Piece& pc : pieces_) {
+    grads.push_back(buckets_.shard_grad(pc.bucket).data<float>() + (pc.lo - chunk_start(pc.bucket)));
+    numels.push_back(pc.hi - pc.lo);
+  }
+  Tensor mine = zeros({1}, DType::f32, dev);
+  if (!grads.empty()) cuda::grad_norm(grads, numels, mine.data<float>(), dev.index);
+  Tensor all = Tensor::empty({comm_.world_size()}, DType::f32, dev);
+  comm_.all_gather(mine, all);
+  Tensor out = Tensor::empty({}, DType::f32, dev);
+  cuda::grad_norm({all.data<float>()}, {all.numel()}, out.data<float>(), dev.index);
+  return out;
+#else
+  fail("ShardedAdamW: parameters on ", dev.str(), " but this build has no CUDA backend");
+#endif
 }
 
-void ShardedAdamW::step(double lr, double grad_scale) {
+void ShardedAdamW::step(double lr, double grad_scale) { update(lr, grad_scale, nullptr, 0.0); }
+
+void ShardedAdamW::step(double lr, const Tensor& grad_norm, double max_norm) {
+  SERPENT_CHECK(grad_norm.defined() && grad_norm.numel() == 1 && grad_norm.device() == comm_.device() &&
+                    grad_norm.dtype() == DType::f32,
+                "ShardedAdamW::step: the gradient norm must be a one-element f32 tensor on ", comm_.device().str(),
+                ", got ", grad_norm.str());
+  if (comm_.device().is_cuda()) {
+    update(lr, 1.0, &grad_norm, max_norm);
+    return;
+  }
+  const double norm = grad_norm.item();
+  if (!std::isfinite(norm)) return;  // the same on every rank: all skip
+  update(lr, clip_scale(norm, max_norm), nullptr, 0.0);
+}
+
+int64_t ShardedAdamW::steps() const { return step_device_.defined() ? int64_t(step_device_.item()) : step_; }
+
+void ShardedAdamW::update(double lr, double grad_scale, const Tensor* grad_norm, double max_norm) {
   const NamedTensors& params = buckets_.params();
-  ++step_;
   if (comm_.device().is_cpu()) {
+    ++step_;
     for (const Piece& pc : pieces_) {
       const int64_t at = pc.lo - chunk_start(pc.bucket), n = pc.hi - pc.lo;
-      const cpu::AdamWStep args{lr,         cfg_.beta1, cfg_.beta2, cfg_.eps, pc.decay ? cfg_.weight_decay : 0.0,
-                                grad_scale, step_};
+      const cpu::AdamWStep args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, pc.decay ? cfg_.weight_decay : 0.0, grad_scale,
+                                step_};
       dispatch_float(params.front().second.dtype(), "ShardedAdamW", [&](auto z) {
         using T = decltype(z);
         cpu::adamw_update<T>(params_flat_[size_t(pc.bucket)].data<T>() + pc.lo,
@@ -108,14 +127,16 @@ void ShardedAdamW::step(double lr, double grad_scale) {
     std::vector<cuda::AdamWTensor> tensors;
     for (const Piece& pc : pieces_) {
       const int64_t at = pc.lo - chunk_start(pc.bucket);
-      tensors.push_back(
-          {params_flat_[size_t(pc.bucket)].data<float>() + pc.lo, buckets_.shard_grad(pc.bucket).data<float>() + at,
-           exp_avg_[size_t(pc.bucket)].data<float>() + at, exp_avg_sq_[size_t(pc.bucket)].data<float>() + at, nullptr,
-           pc.hi - pc.lo, pc.decay ? cfg_.weight_decay : 0.0});
+      tensors.push_back({params_flat_[size_t(pc.bucket)].data<float>() + pc.lo,
+                         buckets_.shard_grad(pc.bucket).data<float>() + at,
+                         exp_avg_[size_t(pc.bucket)].data<float>() + at, exp_avg_sq_[size_t(pc.bucket)].data<float>() + at,
+                         nullptr, pc.hi - pc.lo, pc.decay ? cfg_.weight_decay : 0.0});
     }
-    const cuda::AdamWArgs args{lr,      cfg_.beta1, cfg_.beta2, cfg_.eps,
-                               nullptr, 0.0,        grad_scale, step_device_.data<int64_t>()};
-    if (!tensors.empty()) cuda::adamw_update(tensors, args, comm_.device().index);
+    // The step count advances (or, for a norm that is not finite, stays) on the device, also on a
+    // rank whose chunks hold no parameter.
+    const cuda::AdamWArgs args{lr,       cfg_.beta1, cfg_.beta2, cfg_.eps, grad_norm ? grad_norm->data<float>() : nullptr,
+                               max_norm, grad_scale, step_device_.data<int64_t>()};
+    cuda::adamw_update(tensors, args, comm_.device().index);
 #endif
   }
   // Every rank's chunks to every rank, in place.

@@ -8,7 +8,7 @@
 // storage now points into the buffer).
 //
 // One step, after GradBuckets::finish() left this rank the averaged gradient of its chunks:
-//   1. grad_norm(): the global norm, from every rank's sum of squares over its chunks (added in rank
+//   1. grad_norm(): the global norm, from every rank's norm over its chunks (combined in rank
 //      order, so every rank gets the same number);
 //   2. step(lr, scale): the AdamW update (kernels/cpu/adamw.h or kernels/cuda/adamw.h, the same
 //      arithmetic as optim/adamw.h) over this rank's chunks only, cut at parameter boundaries so each
@@ -37,13 +37,20 @@ class ShardedAdamW {
   // buckets must reduce_scatter over comm; every parameter must be f32 (f64 allowed on the cpu).
   ShardedAdamW(GradBuckets& buckets, Communicator& comm, const AdamWConfig& cfg);
 
-  // The global L2 norm of the averaged gradient (a collective: every rank must call it).
-  double grad_norm() const;
+  // The global L2 norm of the averaged gradient as a one-element f32 tensor on the parameters'
+  // device, bitwise the same on every rank: each rank's norm over its chunks, then the norm of
+  // those W numbers (gathered, so added in rank order). A collective; on a GPU nothing waits.
+  Tensor grad_norm() const;
   // One update of this rank's chunks with the gradients scaled by grad_scale, then the all-gather
   // of the weights (a collective).
   void step(double lr, double grad_scale = 1.0);
+  // The same with the gradients clipped to max_norm (<= 0: no clipping) given their global norm
+  // (grad_norm()); a norm that is not finite skips the update, as AdamW::step does (on a GPU,
+  // decided on the device).
+  void step(double lr, const Tensor& grad_norm, double max_norm);
 
-  int64_t steps() const { return step_; }
+  // Completed updates (on a GPU this waits for the device).
+  int64_t steps() const;
   // The full moments, named as AdamW::state() names them, as f32 cpu tensors on rank 0 and empty
   // on the other ranks (a collective).
   NamedTensors state() const;
@@ -63,6 +70,9 @@ class ShardedAdamW {
     bool decay;
   };
   int64_t chunk_start(int b) const;
+  // The update of this rank's pieces (grad_norm: null, or the device norm to clip with), then the
+  // all-gather.
+  void update(double lr, double grad_scale, const Tensor* grad_norm, double max_norm);
 
   GradBuckets& buckets_;
   Communicator& comm_;
@@ -70,8 +80,8 @@ class ShardedAdamW {
   std::vector<Tensor> params_flat_;           // per bucket (padded), the parameters' storage
   std::vector<Tensor> exp_avg_, exp_avg_sq_;  // per bucket (chunk): this rank's moments
   std::vector<Piece> pieces_;
-  int64_t step_ = 0;
-  Tensor step_device_;  // on a GPU: the update count the AdamW kernel reads (i64 [])
+  int64_t step_ = 0;    // on the cpu
+  Tensor step_device_;  // on a GPU: the update count the AdamW kernel reads and advances (i64 [])
 };
 
 }  // namespace serpent

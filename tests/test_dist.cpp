@@ -502,13 +502,10 @@ std::vector<std::vector<std::vector<float>>> train_rank(Communicator& comm, bool
     }
     buckets.finish();
     autograd::NoGradGuard no_grad;
-    if (sharded) {
-      const double norm = sharded->grad_norm();
-      sharded->step(1e-2, clip_scale(norm, 0.5));
-    } else {
-      const double norm = grad_norm(m.parameters());
-      plain->step(1e-2, clip_scale(norm, 0.5));
-    }
+    if (sharded)
+      sharded->step(1e-2, sharded->grad_norm(), 0.5);
+    else
+      plain->step(1e-2, grad_norm_device(m.parameters()), 0.5);
     out.push_back(values_of(m));
   }
   NamedTensors st = sharded ? sharded->state() : plain->state();

@@ -15,17 +15,17 @@ DataParallel::DataParallel(Module& model, std::unique_ptr<Communicator> comm, co
     adamw_ = std::make_unique<AdamW>(params, adamw);
 }
 
-double DataParallel::grad_norm() {
+Tensor DataParallel::grad_norm() {
   if (sharded_) return sharded_->grad_norm();
   // Every rank holds the same averaged gradient, so the same norm.
-  return serpent::grad_norm(model_.parameters());
+  return grad_norm_device(model_.parameters());
 }
 
-void DataParallel::step(double lr, double grad_scale) {
+void DataParallel::step(double lr, const Tensor& grad_norm, double max_norm) {
   if (sharded_)
-    sharded_->step(lr, grad_scale);
+    sharded_->step(lr, grad_norm, max_norm);
   else
-    adamw_->step(lr, grad_scale);
+    adamw_->step(lr, grad_norm, max_norm);
 }
 
 int64_t DataParallel::optimizer_steps() const {

@@ -5,9 +5,11 @@
 // A step, on every rank:
 //   dp.zero_grad();
 //   for each micro-batch i of n: dp.set_sync(i == n - 1); loss_i.backward();
-//   dp.finish_backward();               // the mean gradient over ranks (or this rank's shard of it)
-//   norm = dp.grad_norm();              // the global norm, the same on every rank
-//   dp.step(lr, clip_scale(norm, max)); // the AdamW update; every rank ends with the same weights
+//   dp.finish_backward();           // the mean gradient over ranks (or this rank's shard of it)
+//   Tensor norm = dp.grad_norm();   // the global norm, bitwise the same on every rank
+//   dp.step(lr, norm, max_norm);    // clipped AdamW update (skipped for a norm that is not
+//                                   // finite); every rank ends with the same weights
+// On a GPU nothing here waits for the device: the norm stays a device tensor.
 //
 // Checkpoints hold full, unsharded weights and moments: optimizer_state() gathers them to rank 0,
 // load_optimizer_state() takes them from rank 0, and broadcast_parameters() gives every rank
@@ -44,8 +46,9 @@ class DataParallel {
   void zero_grad() { buckets_->zero_grad(); }
   void set_sync(bool last_micro_batch) { buckets_->set_sync(last_micro_batch); }
   void finish_backward() { buckets_->finish(); }
-  double grad_norm();
-  void step(double lr, double grad_scale);
+  // One-element f32 tensor on the model's device.
+  Tensor grad_norm();
+  void step(double lr, const Tensor& grad_norm, double max_norm);
 
   int64_t optimizer_steps() const;
   // The full moments named as AdamW::state() names them: on rank 0 (empty elsewhere). Collective.

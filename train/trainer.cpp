@@ -63,7 +63,9 @@ DType model_dtype(const Config& cfg, Device device) {
     SERPENT_CHECK(device.is_cpu(), "train.dtype f64 is for checks on the cpu, but train.device is ", cfg.train.device);
     return DType::f64;
   }
-  fail("train.dtype ", d, ": mixed precision is not available in the trainer yet; use train.dtype f32");
+  // bf16 mixed precision keeps f32 parameters; the model computes in bf16 (set after the move).
+  SERPENT_CHECK(d == "bf16" && device.is_cuda(), "train.dtype ", d, " needs train.device cuda (bf16 mixed precision)");
+  return DType::f32;
 }
 
 // train.device; in a job of several ranks, a GPU run gives rank i of a node cuda:i.
@@ -184,6 +186,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   // The model is initialized on the cpu (the same numbers whatever the device), then moved.
   model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
   model_->to(device_);
+  if (cfg_.train.dtype == "bf16") model_->set_compute_dtype(DType::bf16);
   dp_ = std::make_unique<DataParallel>(*model_,
                                        make_communicator(env_, device_, {cfg_.dist.backend, cfg_.dist.timeout_s}),
                                        cfg_.adamw_config(), DataParallelOptions{cfg_.dist.zero1, cfg_.dist.bucket_mb});
@@ -336,17 +339,18 @@ StepResult Trainer::step() {
     loss_sum = loss_sum.defined() ? add(loss_sum, loss.detach()) : loss.detach();
   }
   dp_->finish_backward();
-  // The loss is summed over the ranks, and so is the stop request, so that every rank stops
-  // after the same step.
+  // The update is enqueued before the host reads anything: the norm (the same on every rank)
+  // stays a device tensor and the optimizer decides the clipping and the non-finite skip itself
+  // (on a GPU, on the device). The host then reads the loss and the norm once, for the log and the
+  // non-finite bookkeeping. The loss is summed over the ranks, and so is the stop request, so that
+  // every rank stops after the same step.
+  const Tensor norm = dp_->grad_norm();
+  dp_->step(r.lr, norm, cfg_.train.grad_clip);
   const std::vector<double> sums = all_reduce_sum(dp_->comm(), {loss_sum.item(), stop_signal() ? 1.0 : 0.0});
   r.loss = sums[0] / double(accum_ * world_size());
   stop_requested_ = sums[1] > 0;
-  r.grad_norm = dp_->grad_norm();
+  r.grad_norm = norm.item();
   r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
-  // The update: clipping folds into AdamW's gradient scale. The norm is read on the host, which
-  // costs nothing on the cpu; a GPU optimizer can take it as a device tensor and decide the
-  // clipping and the skip there instead.
-  if (!r.skipped) dp_->step(r.lr, clip_scale(r.grad_norm, cfg_.train.grad_clip));
 
   ++step_;
   tokens_seen_ += cfg_.data.global_batch_tokens;
