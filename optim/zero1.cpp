@@ -89,7 +89,9 @@ Tensor ShardedAdamW::grad_norm() const {
 #endif
 }
 
-void ShardedAdamW::step(double lr, double grad_scale) { update(lr, grad_scale, nullptr, 0.0); }
+void ShardedAdamW::step(double lr, double grad_scale) {
+  update(lr, grad_scale, nullptr, 0.0);
+}
 
 void ShardedAdamW::step(double lr, const Tensor& grad_norm, double max_norm) {
   SERPENT_CHECK(grad_norm.defined() && grad_norm.numel() == 1 && grad_norm.device() == comm_.device() &&
@@ -105,16 +107,19 @@ void ShardedAdamW::step(double lr, const Tensor& grad_norm, double max_norm) {
   update(lr, clip_scale(norm, max_norm), nullptr, 0.0);
 }
 
-int64_t ShardedAdamW::steps() const { return step_device_.defined() ? int64_t(step_device_.item()) : step_; }
+int64_t ShardedAdamW::steps() const {
+  return step_device_.defined() ? int64_t(step_device_.item()) : step_;
+}
 
-void ShardedAdamW::update(double lr, double grad_scale, const Tensor* grad_norm, double max_norm) {
+void ShardedAdamW::update(double lr, double grad_scale, [[maybe_unused]] const Tensor* grad_norm,
+                          [[maybe_unused]] double max_norm) {  // both used on a GPU only
   const NamedTensors& params = buckets_.params();
   if (comm_.device().is_cpu()) {
     ++step_;
     for (const Piece& pc : pieces_) {
       const int64_t at = pc.lo - chunk_start(pc.bucket), n = pc.hi - pc.lo;
-      const cpu::AdamWStep args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, pc.decay ? cfg_.weight_decay : 0.0, grad_scale,
-                                step_};
+      const cpu::AdamWStep args{lr,         cfg_.beta1, cfg_.beta2, cfg_.eps, pc.decay ? cfg_.weight_decay : 0.0,
+                                grad_scale, step_};
       dispatch_float(params.front().second.dtype(), "ShardedAdamW", [&](auto z) {
         using T = decltype(z);
         cpu::adamw_update<T>(params_flat_[size_t(pc.bucket)].data<T>() + pc.lo,
@@ -127,15 +132,21 @@ void ShardedAdamW::update(double lr, double grad_scale, const Tensor* grad_norm,
     std::vector<cuda::AdamWTensor> tensors;
     for (const Piece& pc : pieces_) {
       const int64_t at = pc.lo - chunk_start(pc.bucket);
-      tensors.push_back({params_flat_[size_t(pc.bucket)].data<float>() + pc.lo,
-                         buckets_.shard_grad(pc.bucket).data<float>() + at,
-                         exp_avg_[size_t(pc.bucket)].data<float>() + at, exp_avg_sq_[size_t(pc.bucket)].data<float>() + at,
-                         nullptr, pc.hi - pc.lo, pc.decay ? cfg_.weight_decay : 0.0});
+      tensors.push_back(
+          {params_flat_[size_t(pc.bucket)].data<float>() + pc.lo, buckets_.shard_grad(pc.bucket).data<float>() + at,
+           exp_avg_[size_t(pc.bucket)].data<float>() + at, exp_avg_sq_[size_t(pc.bucket)].data<float>() + at, nullptr,
+           pc.hi - pc.lo, pc.decay ? cfg_.weight_decay : 0.0});
     }
     // The step count advances (or, for a norm that is not finite, stays) on the device, also on a
     // rank whose chunks hold no parameter.
-    const cuda::AdamWArgs args{lr,       cfg_.beta1, cfg_.beta2, cfg_.eps, grad_norm ? grad_norm->data<float>() : nullptr,
-                               max_norm, grad_scale, step_device_.data<int64_t>()};
+    const cuda::AdamWArgs args{lr,
+                               cfg_.beta1,
+                               cfg_.beta2,
+                               cfg_.eps,
+                               grad_norm ? grad_norm->data<float>() : nullptr,
+                               max_norm,
+                               grad_scale,
+                               step_device_.data<int64_t>()};
     cuda::adamw_update(tensors, args, comm_.device().index);
 #endif
   }
