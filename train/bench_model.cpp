@@ -11,6 +11,8 @@
 #include "layers/mamba.h"
 #include "optim/adamw.h"
 #include "train/bench.h"
+#include "train/comm.h"
+#include "train/grad_buckets.h"
 #ifdef SERPENT_CUDA
 #include "core/cuda/runtime.h"
 #endif
@@ -99,9 +101,8 @@ std::vector<Family> op_breakdown(const ModelBench& b, const MambaLM& model, Adam
 
   Tensor h = leaf({M, D}, act), res = leaf({M, D}, DType::f32);
   Tensor up_norm = uniform({M, D}, -1, 1, gen, act, dev);
-  family("add_rms_norm", c.n_layer + 1, [&] {
-    run_with_backward([&] { return norm.forward(h, res, act).first; }, up_norm);
-  });
+  family("add_rms_norm", c.n_layer + 1,
+         [&] { run_with_backward([&] { return norm.forward(h, res, act).first; }, up_norm); });
 
   Tensor x0 = leaf({M, D}, act), u = leaf({M, E}, act), dtl = leaf({M, R}, act), y = leaf({M, E}, act);
   Tensor up_e = uniform({M, E}, -1, 1, gen, act, dev), up_n = uniform({M, N}, -1, 1, gen, act, dev);
@@ -118,16 +119,14 @@ std::vector<Family> op_breakdown(const ModelBench& b, const MambaLM& model, Adam
 
   Tensor xc = leaf({B, L, E}, act);
   Tensor up_c = uniform({B, L, E}, -1, 1, gen, act, dev);
-  family("causal_conv1d", c.n_layer, [&] {
-    run_with_backward([&] { return mixer.conv1d.forward(xc, true); }, up_c);
-  });
+  family("causal_conv1d", c.n_layer, [&] { run_with_backward([&] { return mixer.conv1d.forward(xc, true); }, up_c); });
 
   Tensor su = leaf({B, L, E}, act), sdelta = leaf({B, L, E}, act, -3, 1), sz = leaf({B, L, E}, act, -2, 2);
   Tensor sB = leaf({B, L, N}, act), sC = leaf({B, L, N}, act);
   Tensor A = scale(exp(mixer.A_log.detach()), -1.0);
   family("selective_scan", c.n_layer, [&] {
-    run_with_backward(
-        [&] { return selective_scan(su, sdelta, A, sB, sC, mixer.D, sz, mixer.dt_proj.bias, true).y; }, up_c);
+    run_with_backward([&] { return selective_scan(su, sdelta, A, sB, sC, mixer.D, sz, mixer.dt_proj.bias, true).y; },
+                      up_c);
   });
 
   Tensor hf = leaf({M, D}, act);
@@ -159,14 +158,30 @@ int bench_model(const ModelBench& b) {
 
   std::printf("bench: %s, %lld parameters, batch %lld x %lld, %s, %s%s\n", b.model.summary().c_str(),
               (long long)model.num_parameters(), (long long)B, (long long)L, b.device.str().c_str(),
-              dtype_name(b.compute_dtype), b.device.is_cpu() ? str_cat(", ", omp_get_max_threads(), " threads").c_str() : "");
+              dtype_name(b.compute_dtype),
+              b.device.is_cpu() ? str_cat(", ", omp_get_max_threads(), " threads").c_str() : "");
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<GradBuckets> buckets;
+  if (!b.dist.empty()) {
+    const DistEnv env = dist_env_from_process();
+    comm = make_communicator(env, b.device, {b.dist, 600});
+    buckets = std::make_unique<GradBuckets>(model.named_parameters(), *comm, GradBucketOptions{b.bucket_mb});
+    std::printf("gradients: %zu buckets of at most %g MB, reduced by the %s communicator, world size %d\n",
+                buckets->buckets().size(), b.bucket_mb, comm->backend(), comm->world_size());
+  }
   Tensor last_loss;
-  // One training step: forward, backward, global norm, clipped AdamW update. Nothing here waits
-  // for the GPU; the timer's stop does.
+  // One training step: forward, backward (with the buckets: reducing them as it goes), global
+  // norm, clipped AdamW update. Nothing here waits for the GPU; the timer's stop does.
   auto step = [&] {
-    model.zero_grad();
+    if (buckets) {
+      buckets->zero_grad();
+      buckets->set_sync(true);
+    } else {
+      model.zero_grad();
+    }
     last_loss = model.loss(x, y);
     last_loss.backward();
+    if (buckets) buckets->finish();
     opt.step(1e-4, grad_norm_device(params), 1.0);
   };
 #ifdef SERPENT_CUDA
@@ -194,8 +209,8 @@ int bench_model(const ModelBench& b) {
     for (const Family& f : op_breakdown(b, model, opt, std::max<int64_t>(3, b.steps / 2))) {
       const double per_step = f.ms_per_call * double(f.calls_per_step);
       total += per_step;
-      std::printf("  %-26s %8.3f ms x %3lld = %8.2f ms (%4.1f%%)\n", f.name, f.ms_per_call,
-                  (long long)f.calls_per_step, per_step, 100 * per_step / ms);
+      std::printf("  %-26s %8.3f ms x %3lld = %8.2f ms (%4.1f%%)\n", f.name, f.ms_per_call, (long long)f.calls_per_step,
+                  per_step, 100 * per_step / ms);
     }
     std::printf("  %-26s %30.2f ms (%4.1f%%)\n", "sum of families", total, 100 * total / ms);
   }

@@ -38,8 +38,8 @@ int cmd_bench(const Args& args) {
         .option("seed", "N", "random seed", "0");
     if (!p.parse(Args(args.begin() + 1, args.end()))) return 0;
     const std::vector<int64_t> s = parse_ints(p.get("shape"), 4, "--shape B,E,L,N");
-    return bench_scan(s[0], s[1], s[2], s[3], Device::parse(p.get("device")), p.get_int("steps"),
-                      p.get_int("warmup"), uint64_t(p.get_int("seed")));
+    return bench_scan(s[0], s[1], s[2], s[3], Device::parse(p.get("device")), p.get_int("steps"), p.get_int("warmup"),
+                      uint64_t(p.get_int("seed")));
   }
   ArgParser p("bench",
               "Times full training steps (forward, backward, gradient norm, AdamW) of a Mamba language model on\n"
@@ -57,7 +57,12 @@ int cmd_bench(const Args& args) {
       .option("steps", "N", "timed steps", "5")
       .option("warmup", "N", "untimed steps first", "1")
       .option("seed", "N", "random seed", "0")
-      .option("breakdown", "", "also time each op family at this workload's shapes (GPU)");
+      .option("breakdown", "", "also time each op family at this workload's shapes (GPU)")
+      .option("dist", "BACKEND",
+              "keep the gradients in data-parallel buckets reduced by this communicator (local, nccl or mpi) at the "
+              "launcher's world size (1 without one): compare with a run without --dist for the cost of data "
+              "parallelism")
+      .option("bucket-mb", "MB", "gradient bucket size with --dist", "25");
   if (!p.parse(args)) return 0;
   ModelBench b;
   std::string device = "cpu", dtype = "f32";
@@ -82,12 +87,14 @@ int cmd_bench(const Args& args) {
   if (p.has("dtype")) dtype = p.get("dtype");
   b.device = Device::parse(device);
   b.compute_dtype = dtype_from_name(dtype);
-  SERPENT_CHECK(b.compute_dtype == DType::f32 || b.compute_dtype == DType::bf16, "bench: --dtype must be f32 or bf16, got ",
-                dtype);
+  SERPENT_CHECK(b.compute_dtype == DType::f32 || b.compute_dtype == DType::bf16,
+                "bench: --dtype must be f32 or bf16, got ", dtype);
   b.steps = p.get_int("steps");
   b.warmup = p.get_int("warmup");
   b.seed = p.get_int("seed");
   b.breakdown = p.flag("breakdown");
+  if (p.has("dist")) b.dist = p.get("dist");
+  b.bucket_mb = p.get_double("bucket-mb");
   return bench_model(b);
 }
 
