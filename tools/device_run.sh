@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One session on the GPU machine: build for sm_90, run the CUDA tests, then the stages named on
-# the command line. Logs go to $OUT. Usage: tools/device_run.sh [tokenizer-refs] [bench] ...
+# the command line. Logs go to $OUT. Usage: tools/device_run.sh [tokenizer-refs] [bench] [dist] ...
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/serpent-out}
@@ -38,6 +38,20 @@ for stage in "${@:-}"; do
         echo "== serpent bench $args" | tee -a "$OUT/model_bench.log"
         ./build-gpu/serpent bench $args --steps 10 --warmup 2 2>&1 | tee -a "$OUT/model_bench.log"
       done ;;
+    dist)
+      # Data parallelism on one GPU: the NCCL path at world size 1 against the local one (tests),
+      # and the cost of the NCCL gradient buckets in a mamba-130m training step (bench).
+      ./build-gpu/serpent_tests --gtest_filter='DistTrainGpu.*:GradBuckets.*:ZeroOne.*:DistEnv.*:TcpRendezvous.*' \
+        > "$OUT/dist_tests.log" 2>&1
+      echo "dist tests: status $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[       OK \] DistTrainGpu" "$OUT/dist_tests.log"
+      grep -B2 -A6 "Failure" "$OUT/dist_tests.log" | head -40
+      for dist in "" "--dist local" "--dist nccl"; do
+        echo "== serpent bench --config configs/mamba-130m.yaml --batch 8 --seq-len 2048 $dist" | tee -a "$OUT/dist_bench.log"
+        ./build-gpu/serpent bench --config configs/mamba-130m.yaml --batch 8 --seq-len 2048 --steps 30 --warmup 3 $dist \
+          2>&1 | tee -a "$OUT/dist_bench.log"
+      done
+      awk '/^== /{d=$NF} /^train step/{t[d]=$6} END{if (t["2048"] > 0) printf "nccl / plain tokens/s: %.4f (local %.4f)\n", t["nccl"]/t["2048"], t["local"]/t["2048"]}' \
+        "$OUT/dist_bench.log" | tee -a "$OUT/dist_bench.log" ;;
     hf-parity)
       python3 tools/hf_parity.py --build-dir build-gpu --out "$OUT/hf_parity_results" > "$OUT/hf_parity.log" 2>&1
       echo "hf parity: status $?"; tail -30 "$OUT/hf_parity.log" ;;
