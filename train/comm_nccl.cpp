@@ -104,8 +104,7 @@ class NcclCommunicator : public Communicator {
   NcclCommunicator(const DistEnv& env, Device device, const CommOptions& options)
       : Communicator(env.rank, env.world_size, device), dev_(device.index), timeout_s_(options.timeout_s) {
     ::setenv("NCCL_NVLS_ENABLE", "0", 0);
-    cudaStream_t compute = cuda::stream(dev_);  // makes the device current
-    (void)compute;
+    cuda::stream(dev_);  // creates the device's context and makes it current
     ncclUniqueId id{};
     {
       DistEnv where = env;

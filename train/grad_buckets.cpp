@@ -78,8 +78,10 @@ void GradBuckets::on_ready(int param) {
   const Slot& s = slots_[size_t(param)];
   // Normally .grad is the view and backward summed into the buffer. If something replaced it
   // (a zero_grad of the model, say), its value moves into the buffer now.
-  Tensor view = view_of(param);
-  if (Tensor g = p.grad(); g.defined() && g.data_ptr() != view.data_ptr()) {
+  const void* mine =
+      static_cast<const char*>(buffers_[size_t(s.bucket)].data_ptr()) + s.offset * int64_t(dtype_size(p.dtype()));
+  if (Tensor g = p.grad(); g.defined() && g.data_ptr() != mine) {
+    Tensor view = view_of(param);
     view.copy_(g);
     p.set_grad(view);
   }
@@ -89,8 +91,10 @@ void GradBuckets::on_ready(int param) {
     start(next_start_++);
     ++started_in_backward_;
   }
-  // MPI moves non-blocking collectives forward only inside MPI calls.
-  for (auto& w : work_) w->poll();
+  // MPI moves non-blocking collectives forward only inside MPI calls, so on the cpu each hook
+  // lets the oldest unfinished one progress (MPI then advances all of them). A GPU's collectives
+  // progress on their own.
+  if (comm_.device().is_cpu() && polled_ < work_.size() && work_[polled_]->poll()) ++polled_;
 }
 
 void GradBuckets::start(int b) {
@@ -115,6 +119,7 @@ void GradBuckets::finish() {
   while (next_start_ < int(buckets_.size())) start(next_start_++);
   for (auto& w : work_) w->wait();
   work_.clear();
+  polled_ = 0;
   const int w = comm_.world_size();
   if (w > 1) {
     for (Tensor& t : options_.reduction == GradReduction::all_reduce ? buffers_ : shards_) scale_(t, 1.0 / w);

@@ -98,6 +98,7 @@ class GradBuckets {
   std::vector<int64_t> bucket_pending_;  // parameters of each bucket not final yet
   int next_start_ = 0;                   // buckets [0, next_start_) have started
   std::vector<std::unique_ptr<CommWork>> work_;
+  size_t polled_ = 0;  // work_[0, polled_) is known to be complete
   int started_in_backward_ = 0;
 };
 

@@ -305,7 +305,8 @@ void Trainer::sync_from_rank0() {
          {"optim_step", pending_optim_step_}};
   }
   j = nlohmann::json::parse(broadcast_bytes(dp_->comm(), rank() == 0 ? j.dump() : std::string(), 0));
-  if (rank() != 0) {
+  run_agreed(dp_->comm(), [&] {
+    if (rank() == 0) return;
     step_ = j["step"];
     tokens_seen_ = j["tokens_seen"];
     gen_.seed = j["rng_seed"];
@@ -319,7 +320,7 @@ void Trainer::sync_from_rank0() {
     resumed_from_ = j["resumed_from"];
     last_checkpoint_ = j["last_checkpoint"];
     last_checkpoint_step_ = j["last_checkpoint_step"];
-  }
+  });
   dp_->broadcast_parameters();
   if (!resumed_from_.empty()) dp_->load_optimizer_state(pending_optim_, j["optim_step"]);
   pending_optim_.clear();
