@@ -15,7 +15,9 @@ int cmd_train(const Args& args) {
       .multi_option("set", "KEY=VALUE", "override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
       .option("resume", "auto|PATH",
               "continue a run: auto = from the newest intact checkpoint of the run (a new run if there is none), or "
-              "from the checkpoint file PATH");
+              "from the checkpoint file PATH")
+      .option("stop-after", "N",
+              "stop after N steps with a checkpoint, as an interruption would (the run can be resumed)");
   if (!p.parse(args)) return 0;
   const Config cfg = Config::load(p.get("CONFIG"), p.get_all("set"));
   TrainerOptions opts;
@@ -25,7 +27,7 @@ int cmd_train(const Args& args) {
   }
   StopOnSignals stop_on_signals;
   Trainer trainer(cfg, opts);
-  trainer.run();
+  trainer.run(p.has("stop-after") ? p.get_int("stop-after") : -1);
   return 0;
 }
 
