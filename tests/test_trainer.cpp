@@ -228,8 +228,27 @@ TEST_F(TrainerTest, NonFiniteLossSkipsUpdatesThenStopsKeepingTheLastGoodCheckpoi
 
 TEST_F(TrainerTest, RunFolderHoldsConfigMetricsLogAndLossCurve) {
   Config c = tiny_config(data_, runs_, "files");
-  Trainer(c, quiet()).run();
+  Trainer trainer(c, quiet("auto"));  // nothing to resume yet: a new run
+  EXPECT_EQ(trainer.resumed_from(), "");
+  EXPECT_EQ(trainer.grad_accum_steps(), 2);
+  const TrainSummary s = trainer.run();
   const std::string run = c.run_dir();
+
+  // The final checkpoint holds the whole state of the run.
+  const Checkpoint ckpt = load_checkpoint(s.checkpoint);
+  EXPECT_EQ(Config::parse(ckpt.config_yaml), c);
+  EXPECT_EQ(ckpt.train.step, 6);
+  EXPECT_EQ(ckpt.train.tokens_seen, 6 * 128);
+  EXPECT_EQ(ckpt.optim_step, 6);
+  EXPECT_EQ(ckpt.train.rng_seed, uint64_t(c.train.seed));
+  ASSERT_EQ(ckpt.train.loader.size(), 1u);
+  // {seed, epoch, offset, seq_len, windows}: 6 steps x 2 micro-batches x 2 rows consumed.
+  EXPECT_EQ(ckpt.train.loader[0][2], 24);
+  EXPECT_EQ(ckpt.train.loader[0][3], 32);
+  EXPECT_EQ(ckpt.model.size(), trainer.model().named_parameters().size());
+  EXPECT_EQ(ckpt.optim.size(), 2 * ckpt.model.size());
+  expect_same_tensors(ckpt.model, trainer.model().named_parameters());
+
   EXPECT_EQ(Config::parse(read_text_file(run + "/config.yaml")), c);
   const std::vector<MetricsRecord> m = metrics_of(c);
   ASSERT_EQ(m.size(), 3u);

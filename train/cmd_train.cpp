@@ -42,7 +42,9 @@ int cmd_train(const Args& args) {
               "from the checkpoint file PATH")
       .option("nproc", "N",
               "train data-parallel on N processes of this machine: one per GPU (cuda:0 .. cuda:N-1) when "
-              "train.device is a GPU, through mpirun on the cpu");
+              "train.device is a GPU, through mpirun on the cpu")
+      .option("stop-after", "N",
+              "stop after N steps with a checkpoint, as an interruption would (the run can be resumed)");
   if (!p.parse(args)) return 0;
   const Config cfg = Config::load(p.get("CONFIG"), p.get_all("set"));
   TrainerOptions opts;
@@ -70,7 +72,7 @@ int cmd_train(const Args& args) {
   StopOnSignals stop_on_signals;
   try {
     Trainer trainer(cfg, opts);
-    trainer.run();
+    trainer.run(p.has("stop-after") ? p.get_int("stop-after") : -1);
   } catch (const JobError&) {
     if (env.rank != 0) return 1;  // every rank has it; rank 0 reports it
     throw;
