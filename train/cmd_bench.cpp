@@ -3,6 +3,7 @@
 
 #include "train/bench.h"
 #include "train/config.h"
+#include "train/dist_env.h"
 
 namespace serpent {
 
@@ -93,7 +94,12 @@ int cmd_bench(const Args& args) {
   b.warmup = p.get_int("warmup");
   b.seed = p.get_int("seed");
   b.breakdown = p.flag("breakdown");
-  if (p.has("dist")) b.dist = p.get("dist");
+  if (p.has("dist")) {
+    b.dist = p.get("dist");
+    // Under a launcher each rank times its own GPU, as the trainer places them.
+    const DistEnv env = dist_env_from_process();
+    if (b.device.is_cuda() && env.distributed()) b.device = Device::cuda(env.local_rank);
+  }
   b.bucket_mb = p.get_double("bucket-mb");
   return bench_model(b);
 }
