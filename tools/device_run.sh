@@ -7,11 +7,16 @@ OUT=${OUT:-/tmp/serpent-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null || true
+# NCCL from the toolkit, else from the pip wheel PyTorch uses.
+if [ ! -f /usr/local/cuda/include/nccl.h ] && [ -z "${NCCL_HOME:-}" ]; then
+  NCCL_HOME=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__) if nvidia.nccl.__file__ else list(nvidia.nccl.__path__)[0])' 2>/dev/null) && export NCCL_HOME
+  echo "NCCL_HOME=${NCCL_HOME:-none}"
+fi
 start=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
   cmake --build build-gpu -j "$(nproc)" >> "$OUT/build.log" 2>&1
 status=$?
-echo "build: status $status, $(( $(date +%s) - start )) s"
+echo "build: status $status, $(( $(date +%s) - start )) s; $(grep -E 'serpent: (NCCL|MPI|CUDA)' "$OUT/build.log" | tr '\n' ' ')"
 if [ $status -ne 0 ]; then grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; fi
 
 for stage in "${@:-}"; do
