@@ -106,11 +106,27 @@ stage_kill() {
   t0=$(date +%s.%N)
   pkill -9 -P "${pids[$((N - 1))]}"  # the serpent under `timeout`
   for ((r = 0; r < N - 1; r++)); do
+    # A survivor still running 30 s past its dist.timeout_s is a bug: show where its threads wait.
+    local give_up=$(( $(date +%s) + 60 ))
+    while kill -0 "${pids[$r]}" 2>/dev/null && [ "$(date +%s)" -lt $give_up ]; do sleep 0.5; done
+    if kill -0 "${pids[$r]}" 2>/dev/null; then
+      local sp; sp=$(pgrep -P "${pids[$r]}")
+      echo "torchrun-style: rank $r still running 60 s after rank $((N - 1)) was killed; its threads:"
+      for task in /proc/$sp/task/*; do echo "  $(cat $task/comm) $(cat $task/wchan 2>/dev/null)"; done | sort | uniq -c
+      command -v cuda-gdb > /dev/null && timeout 90 cuda-gdb -p "$sp" -batch -ex "thread apply all bt 12" \
+        > "$OUT/mg_kill_stacks.$r.txt" 2>&1
+      grep -E "^Thread|^#" "$OUT/mg_kill_stacks.$r.txt" 2>/dev/null | head -150
+      kill -9 "$sp"
+    fi
     wait "${pids[$r]}"; rc=$?
     echo "torchrun-style: rank $((N - 1)) killed; rank $r exit $rc after $(awk "BEGIN{print $(date +%s.%N) - $t0}") s"
     tail -3 "$OUT/mg_kill_env.$r.log"
   done
 }
+
+# No rank outlives the script, also when a timeout ends it.
+trap 'pkill -9 -f "train.name=mg-" 2>/dev/null' EXIT
+trap 'exit 1' TERM INT
 
 for stage in ${@:-bench losses kill}; do
   echo "== $stage"
