@@ -15,7 +15,9 @@
 // asynchronous error state. A collective that has been ready to run (its inputs done) for longer
 // than the timeout without completing, or an asynchronous NCCL error, ends the process with a
 // message naming the rank and the operation; the main thread may be blocked in a CUDA call at that
-// moment, so the watchdog exits the process itself.
+// moment, so the watchdog exits the process itself. While the main thread waits in the driver
+// (a synchronize, a copy to the host) it holds a driver lock that cudaEventDestroy also takes, so
+// the watchdog only queries events: the finished ones go back to the main thread to destroy.
 #ifdef SERPENT_NCCL
 
 #include <nccl.h>
@@ -27,6 +29,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/cuda/runtime.h"
 #include "core/error.h"
@@ -203,9 +206,11 @@ class NcclCommunicator : public Communicator {
     CUDA_CHECK(cudaStreamWaitEvent(stream_, ready->e, 0));
     nccl_check(call(), what.c_str());
     CUDA_CHECK(cudaEventRecord(done->e, stream_));
+    std::vector<InFlight> finished;  // destroyed here, after the lock
     {
       std::lock_guard<std::mutex> lock(mu_);
       in_flight_.push_back({ready, done, std::move(what)});
+      finished.swap(finished_);
     }
     return std::make_unique<NcclWork>(dev_, std::move(done), std::move(keep));
   }
@@ -227,6 +232,7 @@ class NcclCommunicator : public Communicator {
         InFlight& f = in_flight_.front();
         const cudaError_t d = cudaEventQuery(f.done->e);
         if (d == cudaSuccess) {
+          finished_.push_back(std::move(f));
           in_flight_.pop_front();
           continue;
         }
@@ -255,6 +261,7 @@ class NcclCommunicator : public Communicator {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::deque<InFlight> in_flight_;
+  std::vector<InFlight> finished_;  // done collectives whose events the main thread destroys
   std::thread watchdog_;
 };
 
