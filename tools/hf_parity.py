@@ -9,9 +9,9 @@ What it checks (tolerances from the issue):
        loss              |ours - hf|                                <= 1e-5
        every gradient    ||ours - hf|| / ||hf|| per parameter       <= 1e-3   (our CPU backward vs torch autograd)
        perplexity        |ours - hf| / hf                           <= 1e-4
-     "ours" comes from build/hf_parity_tool dump (our CPU forward/backward, f32). The perplexity is
-     `serpent eval`'s when that command exists (see serpent_eval_perplexity), otherwise exp(loss) of
-     the dump, and the results say which.
+     "ours" comes from build/hf_parity_tool dump (our CPU forward/backward, f32); the perplexity
+     from `serpent eval` on the same tokens (see serpent_eval_perplexity). The CUDA forward and
+     backward (dump --device cuda:0) are held to the same logits, loss and gradient tolerances.
   2. Round trips, each compared tensor by tensor, bit for bit:
        transformers random model, save_pretrained (fp32, one file) -> import-hf -> export-hf
        the same in bf16 and in fp16 (exported f32 == the file's values widened)
@@ -102,23 +102,25 @@ def load_hf(folder):
 
 
 def serpent_eval_perplexity(serpent, checkpoint, rows, work):
-    """Perplexity from `serpent eval` on exactly `rows` (B, L+1 token ids), or None while serpent has no
-    eval command. The rows go into an llm.c-format shard (magic 20240520, version 1, uint16 tokens);
-    eval must score each row as one window (L next-token predictions, token-weighted mean NLL) for the
-    comparison with transformers to hold: adjust the call below when `serpent eval` lands."""
-    probe = subprocess.run([str(serpent), "eval", "--help"], text=True, capture_output=True)
-    if probe.returncode != 0:
-        return None
+    """Perplexity from `serpent eval` on exactly `rows` (B, L+1 token ids). eval reads a shard as one
+    stream cut into windows (the first token of a shard is never a target), so each row goes into a
+    shard of its own (llm.c format: magic 20240520, version 1, uint16 tokens) and the window is L:
+    every row is then one window of L next-token predictions, as transformers scores it."""
     data = work / "eval_data"
     data.mkdir(exist_ok=True)
-    flat = np.asarray(rows, np.uint16).reshape(-1)
-    header = np.zeros(256, np.int32)
-    header[:3] = [20240520, 1, flat.size]
-    with open(data / "val_000000.bin", "wb") as f:
-        f.write(header.tobytes())
-        f.write(flat.tobytes())
-    out = run([serpent, "eval", "--checkpoint", checkpoint, "--data", data, "--json"])
+    rows = np.asarray(rows, np.uint16)
+    for i, row in enumerate(rows):
+        header = np.zeros(256, np.int32)
+        header[:3] = [20240520, 1, row.size]
+        with open(data / f"val_{i:06d}.bin", "wb") as f:
+            f.write(header.tobytes())
+            f.write(row.tobytes())
+    out = run([serpent, "eval", "--checkpoint", checkpoint, "--data", data, "--json", "--seq-len", rows.shape[1] - 1,
+               "--device", "cpu"])
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = rows.shape[0] * (rows.shape[1] - 1)
+    if result.get("tokens") != expected:
+        raise RuntimeError(f"serpent eval scored {result.get('tokens')} tokens, expected {expected}: {out.stdout}")
     for key in ("val_ppl", "perplexity", "ppl"):
         if key in result:
             return float(result[key])
@@ -203,10 +205,9 @@ def trained_model_parity(checks, serpent, tool, work):
             if p.grad is not None and "grad." + name in cuda:
                 checks.add(f"CUDA gradient {name}", rel(cuda["grad." + name], p.grad.numpy()), 1e-3)
     hf_ppl = math.exp(loss.item())
-    eval_ppl = serpent_eval_perplexity(serpent, ckpt, rows, work)
-    our_ppl, source = (eval_ppl, "serpent eval") if eval_ppl is not None else (math.exp(float(ours["loss"])), "dump")
+    our_ppl = serpent_eval_perplexity(serpent, ckpt, rows, work)
     checks.add("perplexity, relative", abs(our_ppl - hf_ppl) / hf_ppl, 1e-4,
-               f"(ours {our_ppl:.6f} from {source}, transformers {hf_ppl:.6f})")
+               f"(serpent eval {our_ppl:.6f}, transformers {hf_ppl:.6f})")
 
     # Our checkpoint -> HF -> our checkpoint.
     back = work / "reimported.h5"
@@ -216,7 +217,7 @@ def trained_model_parity(checks, serpent, tool, work):
         same = sorted(names) == sorted(b["model"].keys()) and all(
             np.array_equal(a["model"][n][()], b["model"][n][()]) for n in names)
     checks.flag("serpent checkpoint -> export-hf -> import-hf: identical /model", same, f"({len(names)} tensors)")
-    return {"perplexity_source": source, "worst_gradient_relative_error": worst}
+    return {"worst_gradient_relative_error": worst}
 
 
 def transformers_round_trips(checks, serpent, work):
