@@ -24,8 +24,8 @@ inline void floating(const char* op, const char* name, const Tensor& t) {
 
 inline void index_type(const char* op, const char* name, const Tensor& t) {
   defined(op, name, t);
-  SERPENT_CHECK(t.dtype() == DType::i32 || t.dtype() == DType::i64, op, ": ", name,
-                " must hold i32 or i64 ids, got ", t.str());
+  SERPENT_CHECK(t.dtype() == DType::i32 || t.dtype() == DType::i64, op, ": ", name, " must hold i32 or i64 ids, got ",
+                t.str());
 }
 
 inline void shape(const char* op, const char* name, const Tensor& t, const Shape& expected) {
@@ -48,8 +48,8 @@ inline void like(const char* op, const char* name, const Tensor& t, const char* 
   defined(op, name, t);
   SERPENT_CHECK(t.dtype() == ref.dtype(), op, ": ", name, " is ", t.str(), " but ", like_name, " is ", ref.str(),
                 "; expected the same dtype");
-  SERPENT_CHECK(t.device() == ref.device(), op, ": ", name, " is ", t.str(), " but ", like_name, " is ",
-                ref.str(), "; expected the same device");
+  SERPENT_CHECK(t.device() == ref.device(), op, ": ", name, " is ", t.str(), " but ", like_name, " is ", ref.str(),
+                "; expected the same device");
 }
 
 inline void same_shape(const char* op, const Tensor& a, const Tensor& b) {

@@ -11,10 +11,16 @@ namespace {
 thread_local bool t_grad_enabled = true;
 }
 
-bool grad_enabled() { return t_grad_enabled; }
+bool grad_enabled() {
+  return t_grad_enabled;
+}
 
-NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
+NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) {
+  t_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  t_grad_enabled = previous_;
+}
 
 bool any_requires_grad(std::initializer_list<Tensor> inputs) {
   for (const Tensor& t : inputs)
@@ -56,8 +62,8 @@ void accumulate(Tensor& slot, const Tensor& g) {
 }
 
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
-  SERPENT_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
-                " for a leaf of shape ", shape_str(leaf.shape));
+  SERPENT_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()), " for a leaf of shape ",
+                shape_str(leaf.shape));
   if (!leaf.grad) {
     // A fresh copy: the same gradient tensor may be handed to several inputs (add's backward),
     // and optimizers modify .grad in place.
@@ -73,8 +79,8 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
 }  // namespace
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_outputs, bool retain_graph) {
-  SERPENT_CHECK(roots.size() == grad_outputs.size(), "backward: ", roots.size(), " roots but ",
-                grad_outputs.size(), " gradients");
+  SERPENT_CHECK(roots.size() == grad_outputs.size(), "backward: ", roots.size(), " roots but ", grad_outputs.size(),
+                " gradients");
   NoGradGuard no_grad;
 
   // Discover the graph: dependency counts of nodes (edges from other nodes) and of leaves.
@@ -140,16 +146,16 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
       grads[i].zero_();
     }
     std::vector<Tensor> input_grads = n->backward(grads);
-    SERPENT_CHECK(input_grads.size() == n->inputs.size(), "backward of '", n->name, "' returned ",
-                  input_grads.size(), " gradients for ", n->inputs.size(), " inputs");
+    SERPENT_CHECK(input_grads.size() == n->inputs.size(), "backward of '", n->name, "' returned ", input_grads.size(),
+                  " gradients for ", n->inputs.size(), " inputs");
     for (size_t i = 0; i < n->inputs.size(); ++i) {
       const Tensor& in = n->inputs[i];
       if (!in.defined()) continue;
       const Tensor& g = input_grads[i];
       if (Node* next = in.grad_fn().get()) {
         if (g.defined()) {
-          SERPENT_CHECK(g.shape() == in.shape(), "backward of '", n->name, "': gradient ", g.str(),
-                        " for input ", i, " of shape ", shape_str(in.shape()));
+          SERPENT_CHECK(g.shape() == in.shape(), "backward of '", n->name, "': gradient ", g.str(), " for input ", i,
+                        " of shape ", shape_str(in.shape()));
           auto& slots = pending[next];
           slots.resize(next->outputs.size());
           accumulate(slots[size_t(in.impl().output_nr)], g);

@@ -73,9 +73,8 @@ struct ScanOutput {
 // delta = softplus?(delta + delta_bias); s_t = exp(delta_t A) s_{t-1} + delta_t B_t u_t;
 // y_t = C_t . s_t + D u_t; out = y * silu(z).
 // u, delta, z (B, L, E); A (E, N); Bm, Cm (B, L, N); D, delta_bias (E). D, z, delta_bias optional.
-ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                          const Tensor& Cm, const Tensor& D, const Tensor& z, const Tensor& delta_bias,
-                          bool delta_softplus);
+ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                          const Tensor& D, const Tensor& z, const Tensor& delta_bias, bool delta_softplus);
 
 // Mean negative log-likelihood of targets under softmax(logits), skipping ignore_index.
 // logits (M, V); targets (M) of i32 or i64. Returns a one-element tensor of shape [].

@@ -9,15 +9,17 @@ namespace serpent {
 
 namespace {
 
-Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
+Tensor empty_like(const Tensor& t) {
+  return Tensor::empty(t.shape(), t.dtype(), t.device());
+}
 
 void run_binary(const char* name, cpu::Binary op, const Tensor& a, const Tensor& b, Tensor& out) {
   checks::floating(name, "a", a);
   checks::like(name, "b", b, "a", a);
   checks::same_shape(name, a, b);
   if (a.is_cuda()) {
-    SERPENT_ON_CUDA(cuda::binary(op, a.data_ptr(), b.data_ptr(), out.data_ptr(), a.numel(), a.dtype(),
-                                 a.device().index));
+    SERPENT_ON_CUDA(
+        cuda::binary(op, a.data_ptr(), b.data_ptr(), out.data_ptr(), a.numel(), a.dtype(), a.device().index));
     return;
   }
   dispatch_float(a.dtype(), name, [&](auto z) {
@@ -47,8 +49,8 @@ void run_unary(const char* name, cpu::Unary op, const Tensor& a, Tensor& out) {
 Tensor unary_backward(const char* name, cpu::Unary op, const Tensor& x, const Tensor& dy) {
   Tensor dx = empty_like(x);
   if (x.is_cuda()) {
-    SERPENT_ON_CUDA(cuda::unary_backward(op, x.data_ptr(), dy.data_ptr(), dx.data_ptr(), x.numel(), x.dtype(),
-                                         x.device().index));
+    SERPENT_ON_CUDA(
+        cuda::unary_backward(op, x.data_ptr(), dy.data_ptr(), dx.data_ptr(), x.numel(), x.dtype(), x.device().index));
     return dx;
   }
   dispatch_float(x.dtype(), name, [&](auto z) {
@@ -110,15 +112,20 @@ Tensor scale(const Tensor& a, double s) {
   checks::floating("scale", "input", a);
   Tensor out = empty_like(a);
   run_scale(a, s, out);
-  autograd::record("scale", out, {a}, [s](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-    return {scale(g[0], s)};
-  });
+  autograd::record("scale", out, {a},
+                   [s](const std::vector<Tensor>& g) -> std::vector<Tensor> { return {scale(g[0], s)}; });
   return out;
 }
 
-Tensor exp(const Tensor& a) { return unary_op("exp", cpu::Unary::exp, a); }
-Tensor silu(const Tensor& a) { return unary_op("silu", cpu::Unary::silu, a); }
-Tensor softplus(const Tensor& a) { return unary_op("softplus", cpu::Unary::softplus, a); }
+Tensor exp(const Tensor& a) {
+  return unary_op("exp", cpu::Unary::exp, a);
+}
+Tensor silu(const Tensor& a) {
+  return unary_op("silu", cpu::Unary::silu, a);
+}
+Tensor softplus(const Tensor& a) {
+  return unary_op("softplus", cpu::Unary::softplus, a);
+}
 
 Tensor sum(const Tensor& a) {
   checks::floating("sum", "input", a);
@@ -152,13 +159,14 @@ Tensor cast(const Tensor& a, DType dtype) {
   Tensor out = a.detach().to(dtype);
   if (out.same(a)) out = a.clone();
   DType from = a.dtype();
-  autograd::record("cast", out, {a}, [from](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-    return {g[0].to(from)};
-  });
+  autograd::record("cast", out, {a},
+                   [from](const std::vector<Tensor>& g) -> std::vector<Tensor> { return {g[0].to(from)}; });
   return out;
 }
 
-void add_(Tensor& dst, const Tensor& src) { run_binary("add_", cpu::Binary::add, dst, src, dst); }
+void add_(Tensor& dst, const Tensor& src) {
+  run_binary("add_", cpu::Binary::add, dst, src, dst);
+}
 
 void scale_(Tensor& dst, double s) {
   checks::floating("scale_", "input", dst);

@@ -14,8 +14,8 @@ namespace {
 template <class I>
 void check_ids(const I* ids, int64_t n, int64_t vocab) {
   for (int64_t i = 0; i < n; ++i)
-    SERPENT_CHECK(ids[i] >= 0 && int64_t(ids[i]) < vocab, "embedding: token id ", int64_t(ids[i]), " at position ",
-                  i, " is outside the vocabulary [0, ", vocab, ")");
+    SERPENT_CHECK(ids[i] >= 0 && int64_t(ids[i]) < vocab, "embedding: token id ", int64_t(ids[i]), " at position ", i,
+                  " is outside the vocabulary [0, ", vocab, ")");
 }
 
 template <class F>

@@ -30,8 +30,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   int64_t count = 0;
   dispatch_float(logits.dtype(), op, [&](auto z) {
     using T = decltype(z);
-    double total = cpu::cross_entropy_forward<T, int64_t>(logits.data<T>(), tp, lse.data<T>(), M, V, ignore_index,
-                                                          &count);
+    double total =
+        cpu::cross_entropy_forward<T, int64_t>(logits.data<T>(), tp, lse.data<T>(), M, V, ignore_index, &count);
     // Like PyTorch, a batch whose every target is ignored has a NaN mean.
     *loss.data<T>() = count ? T(total / double(count)) : std::numeric_limits<T>::quiet_NaN();
   });

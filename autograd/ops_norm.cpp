@@ -108,6 +108,8 @@ std::pair<Tensor, Tensor> add_rms_norm(const Tensor& h, const Tensor& residual, 
   return {normed, residual_out};
 }
 
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) { return add_rms_norm(x, Tensor(), weight, eps).first; }
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  return add_rms_norm(x, Tensor(), weight, eps).first;
+}
 
 }  // namespace serpent

@@ -17,14 +17,17 @@ struct ScanInputs {
   template <class T>
   cpu::ScanParams<T> params() const {
     auto ptr = [](const Tensor& t) -> const T* { return t.defined() ? t.data<T>() : nullptr; };
-    return {ptr(u), ptr(delta), ptr(A), ptr(Bm), ptr(Cm), ptr(D), ptr(z), ptr(delta_bias), delta_softplus,
-            B, L, E, N};
+    return {ptr(u), ptr(delta), ptr(A), ptr(Bm), ptr(Cm), ptr(D), ptr(z), ptr(delta_bias), delta_softplus, B, L, E, N};
   }
 };
 
 #ifdef SERPENT_CUDA
-const void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
-const float* fptr_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+const void* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr() : nullptr;
+}
+const float* fptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<float>() : nullptr;
+}
 
 // The GPU path: the forward keeps the state at every segment start (32 steps for N <= 16: 1/32
 // of the states, 25 MB at (8, 1536, 2048, 16)) and each chunk's sum of delta for the backward,
@@ -38,8 +41,19 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
   const Tensor su = u.detach(), sdelta = delta.detach(), sA = A.detach(), sB = Bm.detach(), sC = Cm.detach();
   const Tensor sD = D.defined() ? D.detach() : Tensor(), sz = z.defined() ? z.detach() : Tensor();
   const Tensor sbias = delta_bias.defined() ? delta_bias.detach() : Tensor();
-  const cuda::ScanArgs args{su.data_ptr(), sdelta.data_ptr(), sA.data<float>(), sB.data_ptr(), sC.data_ptr(),
-                            fptr_or_null(sD), ptr_or_null(sz), fptr_or_null(sbias), delta_softplus, B, L, E, N,
+  const cuda::ScanArgs args{su.data_ptr(),
+                            sdelta.data_ptr(),
+                            sA.data<float>(),
+                            sB.data_ptr(),
+                            sC.data_ptr(),
+                            fptr_or_null(sD),
+                            ptr_or_null(sz),
+                            fptr_or_null(sbias),
+                            delta_softplus,
+                            B,
+                            L,
+                            E,
+                            N,
                             u.dtype()};
   Tensor y = Tensor::empty({B, L, E}, u.dtype(), dev);
   Tensor last = Tensor::empty({B, E, N}, DType::f32, dev);
@@ -56,8 +70,12 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
                      Tensor du = like(su), ddelta = like(sdelta), dA = like(sA), dB = like(sB), dC = like(sC);
                      Tensor dD = like(sD), dz = like(sz), dbias = like(sbias);
                      const int dev_index = su.device().index;
-                     const cuda::ScanGradArgs ga{du.data_ptr(), ddelta.data_ptr(), dA.data<float>(), dB.data_ptr(),
-                                                 dC.data_ptr(), dD.defined() ? dD.data<float>() : nullptr,
+                     const cuda::ScanGradArgs ga{du.data_ptr(),
+                                                 ddelta.data_ptr(),
+                                                 dA.data<float>(),
+                                                 dB.data_ptr(),
+                                                 dC.data_ptr(),
+                                                 dD.defined() ? dD.data<float>() : nullptr,
                                                  dz.defined() ? dz.data_ptr() : nullptr,
                                                  dbias.defined() ? dbias.data<float>() : nullptr};
                      cuda::scan_backward(args, g[0].data_ptr(), checkpoints.data<float>(), chunk_delta.data<float>(),
@@ -85,8 +103,8 @@ ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
   const DType param_dtype = u.is_cuda() ? DType::f32 : u.dtype();
   auto like_param = [&](const char* name, const Tensor& t) {
     checks::defined(op, name, t);
-    SERPENT_CHECK(t.dtype() == param_dtype && t.device() == u.device(), op, ": ", name, " is ", t.str(),
-                  "; expected ", dtype_name(param_dtype), " on ", u.device().str());
+    SERPENT_CHECK(t.dtype() == param_dtype && t.device() == u.device(), op, ": ", name, " is ", t.str(), "; expected ",
+                  dtype_name(param_dtype), " on ", u.device().str());
   };
   checks::like(op, "delta", delta, "u", u);
   checks::shape(op, "delta", delta, {B, L, E});
@@ -112,11 +130,10 @@ ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
     SERPENT_ON_CUDA(return selective_scan_cuda(u, delta, A, Bm, Cm, D, z, delta_bias, delta_softplus));
   }
 
-  auto in = std::make_shared<ScanInputs>(ScanInputs{u.detach(), delta.detach(), A.detach(), Bm.detach(), Cm.detach(),
-                                                    D.defined() ? D.detach() : Tensor(),
-                                                    z.defined() ? z.detach() : Tensor(),
-                                                    delta_bias.defined() ? delta_bias.detach() : Tensor(),
-                                                    delta_softplus, B, L, E, N});
+  auto in = std::make_shared<ScanInputs>(
+      ScanInputs{u.detach(), delta.detach(), A.detach(), Bm.detach(), Cm.detach(), D.defined() ? D.detach() : Tensor(),
+                 z.defined() ? z.detach() : Tensor(), delta_bias.defined() ? delta_bias.detach() : Tensor(),
+                 delta_softplus, B, L, E, N});
   Tensor y = Tensor::empty({B, L, E}, u.dtype(), u.device());
   Tensor last = Tensor::empty({B, E, N}, u.dtype(), u.device());
   dispatch_float(u.dtype(), op, [&](auto zero) {

@@ -12,17 +12,16 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   checks::defined("reshape", "input", a);
   Tensor out = a.view(shape);
   Shape original = a.shape();
-  autograd::record("reshape", out, {a}, [original](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-    return {g[0].view(original)};
-  });
+  autograd::record("reshape", out, {a},
+                   [original](const std::vector<Tensor>& g) -> std::vector<Tensor> { return {g[0].view(original)}; });
   return out;
 }
 
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   checks::defined("narrow", "input", a);
   SERPENT_CHECK(dim == 0, "narrow: only dimension 0 gives a contiguous view, got dim ", dim, " for ", a.str());
-  SERPENT_CHECK(a.dim() >= 1 && start >= 0 && length >= 0 && start + length <= a.size(0), "narrow: rows [", start,
-                ", ", start + length, ") out of range for ", a.str());
+  SERPENT_CHECK(a.dim() >= 1 && start >= 0 && length >= 0 && start + length <= a.size(0), "narrow: rows [", start, ", ",
+                start + length, ") out of range for ", a.str());
   const int64_t row = a.size(0) ? a.numel() / a.size(0) : 0;
   auto view_of = [&](const std::shared_ptr<TensorImpl>& base) {
     auto impl = std::make_shared<TensorImpl>();

@@ -1,7 +1,7 @@
 #include "core/creation.h"
 
-#include "kernels/cuda/convert.h"
 #include "autograd/checks.h"
+#include "kernels/cuda/convert.h"
 
 namespace serpent {
 
@@ -38,8 +38,12 @@ Tensor full(const Shape& shape, double value, DType dtype, Device device) {
   t.fill_(value);
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
-Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor zeros(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 0.0, dtype, device);
+}
+Tensor ones(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 1.0, dtype, device);
+}
 
 Tensor arange(int64_t n, DType dtype, Device device) {
   SERPENT_CHECK(n >= 0, "arange: negative length ", n);
@@ -59,8 +63,8 @@ Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, DType d
 
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, DType dtype, Device device) {
-  SERPENT_CHECK(int64_t(values.size()) == shape_numel(shape), "from_vector: ", values.size(),
-                " values for shape ", shape_str(shape));
+  SERPENT_CHECK(int64_t(values.size()) == shape_numel(shape), "from_vector: ", values.size(), " values for shape ",
+                shape_str(shape));
   Tensor host = Tensor::empty(shape, Tensor::type_dtype<T>());
   std::copy(values.begin(), values.end(), host.data<T>());
   return host.to(dtype).to(device);

@@ -19,22 +19,32 @@ enum class DType : uint8_t { f32, f64, bf16, i32, i64 };
 
 inline size_t dtype_size(DType dt) {
   switch (dt) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::bf16: return 2;
-    case DType::i32: return 4;
-    case DType::i64: return 8;
+    case DType::f32:
+      return 4;
+    case DType::f64:
+      return 8;
+    case DType::bf16:
+      return 2;
+    case DType::i32:
+      return 4;
+    case DType::i64:
+      return 8;
   }
   return 0;
 }
 
 inline const char* dtype_name(DType dt) {
   switch (dt) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::bf16: return "bf16";
-    case DType::i32: return "i32";
-    case DType::i64: return "i64";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
+    case DType::bf16:
+      return "bf16";
+    case DType::i32:
+      return "i32";
+    case DType::i64:
+      return "i64";
   }
   return "?";
 }
@@ -48,7 +58,9 @@ inline DType dtype_from_name(const std::string& name) {
   fail("unknown dtype '", name, "': expected one of f32, f64, bf16, i32, i64");
 }
 
-inline bool is_floating(DType dt) { return dt == DType::f32 || dt == DType::f64 || dt == DType::bf16; }
+inline bool is_floating(DType dt) {
+  return dt == DType::f32 || dt == DType::f64 || dt == DType::bf16;
+}
 
 // bfloat16 with round-to-nearest-even conversion from float (NaN stays NaN).
 struct bf16 {

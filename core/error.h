@@ -30,7 +30,7 @@ template <class... Parts>
 }  // namespace serpent
 
 // SERPENT_CHECK(cond, "op: ", "expected ... got ", x) throws serpent::Error with the message.
-#define SERPENT_CHECK(cond, ...)          \
-  do {                                    \
+#define SERPENT_CHECK(cond, ...)               \
+  do {                                         \
     if (!(cond)) ::serpent::fail(__VA_ARGS__); \
   } while (0)

@@ -34,11 +34,16 @@ double load_as_double(const void* p, int64_t i) {
 
 double load_any(const void* p, DType dt, int64_t i) {
   switch (dt) {
-    case DType::f32: return load_as_double<float>(p, i);
-    case DType::f64: return load_as_double<double>(p, i);
-    case DType::bf16: return double(float(static_cast<const bf16*>(p)[i]));
-    case DType::i32: return load_as_double<int32_t>(p, i);
-    case DType::i64: return load_as_double<int64_t>(p, i);
+    case DType::f32:
+      return load_as_double<float>(p, i);
+    case DType::f64:
+      return load_as_double<double>(p, i);
+    case DType::bf16:
+      return double(float(static_cast<const bf16*>(p)[i]));
+    case DType::i32:
+      return load_as_double<int32_t>(p, i);
+    case DType::i64:
+      return load_as_double<int64_t>(p, i);
   }
   return 0;
 }
@@ -71,19 +76,39 @@ void convert_cpu(void* dst, DType dst_dt, const void* src, DType src_dt, int64_t
   }
   auto with_src = [&](auto* d) {
     switch (src_dt) {
-      case DType::f32: convert_loop(d, static_cast<const float*>(src), n); break;
-      case DType::f64: convert_loop(d, static_cast<const double*>(src), n); break;
-      case DType::bf16: convert_loop(d, static_cast<const bf16*>(src), n); break;
-      case DType::i32: convert_loop(d, static_cast<const int32_t*>(src), n); break;
-      case DType::i64: convert_loop(d, static_cast<const int64_t*>(src), n); break;
+      case DType::f32:
+        convert_loop(d, static_cast<const float*>(src), n);
+        break;
+      case DType::f64:
+        convert_loop(d, static_cast<const double*>(src), n);
+        break;
+      case DType::bf16:
+        convert_loop(d, static_cast<const bf16*>(src), n);
+        break;
+      case DType::i32:
+        convert_loop(d, static_cast<const int32_t*>(src), n);
+        break;
+      case DType::i64:
+        convert_loop(d, static_cast<const int64_t*>(src), n);
+        break;
     }
   };
   switch (dst_dt) {
-    case DType::f32: with_src(static_cast<float*>(dst)); break;
-    case DType::f64: with_src(static_cast<double*>(dst)); break;
-    case DType::bf16: with_src(static_cast<bf16*>(dst)); break;
-    case DType::i32: with_src(static_cast<int32_t*>(dst)); break;
-    case DType::i64: with_src(static_cast<int64_t*>(dst)); break;
+    case DType::f32:
+      with_src(static_cast<float*>(dst));
+      break;
+    case DType::f64:
+      with_src(static_cast<double*>(dst));
+      break;
+    case DType::bf16:
+      with_src(static_cast<bf16*>(dst));
+      break;
+    case DType::i32:
+      with_src(static_cast<int32_t*>(dst));
+      break;
+    case DType::i64:
+      with_src(static_cast<int64_t*>(dst));
+      break;
   }
 }
 
@@ -110,8 +135,7 @@ std::string Tensor::str() const {
 }
 
 void Tensor::check_element_type(size_t size, DType want) const {
-  SERPENT_CHECK(dtype() == want && dtype_size(want) == size, "data<", dtype_name(want),
-                ">: tensor is ", str());
+  SERPENT_CHECK(dtype() == want && dtype_size(want) == size, "data<", dtype_name(want), ">: tensor is ", str());
 }
 
 template <class T>
@@ -172,12 +196,11 @@ Tensor Tensor::view(const Shape& new_shape) const {
     }
   }
   if (infer >= 0) {
-    SERPENT_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(new_shape),
-                  " for ", str());
+    SERPENT_CHECK(known > 0 && numel() % known == 0, "view: cannot infer -1 in ", shape_str(new_shape), " for ", str());
     s[size_t(infer)] = numel() / known;
   }
-  SERPENT_CHECK(shape_numel(s) == numel(), "view: shape ", shape_str(new_shape), " does not match ",
-                numel(), " elements of ", str());
+  SERPENT_CHECK(shape_numel(s) == numel(), "view: shape ", shape_str(new_shape), " does not match ", numel(),
+                " elements of ", str());
   Tensor out = detach();
   out.impl().shape = s;
   return out;
@@ -207,11 +230,21 @@ void Tensor::fill_(double value) {
     int64_t n = numel();
     void* p = data_ptr();
     switch (dtype()) {
-      case DType::f32: std::fill_n(static_cast<float*>(p), n, float(value)); break;
-      case DType::f64: std::fill_n(static_cast<double*>(p), n, value); break;
-      case DType::bf16: std::fill_n(static_cast<bf16*>(p), n, bf16(float(value))); break;
-      case DType::i32: std::fill_n(static_cast<int32_t*>(p), n, int32_t(value)); break;
-      case DType::i64: std::fill_n(static_cast<int64_t*>(p), n, int64_t(value)); break;
+      case DType::f32:
+        std::fill_n(static_cast<float*>(p), n, float(value));
+        break;
+      case DType::f64:
+        std::fill_n(static_cast<double*>(p), n, value);
+        break;
+      case DType::bf16:
+        std::fill_n(static_cast<bf16*>(p), n, bf16(float(value)));
+        break;
+      case DType::i32:
+        std::fill_n(static_cast<int32_t*>(p), n, int32_t(value));
+        break;
+      case DType::i64:
+        std::fill_n(static_cast<int64_t*>(p), n, int64_t(value));
+        break;
     }
     return;
   }

@@ -74,13 +74,13 @@ class Tensor {
   std::vector<T> to_vector() const;
   double item() const;
 
-  Tensor to(Device device) const;   // copy unless already there (not differentiable)
-  Tensor to(DType dtype) const;     // convert unless already that dtype (not differentiable)
-  Tensor clone() const;             // deep copy, detached
-  Tensor detach() const;            // shares storage, no grad history
+  Tensor to(Device device) const;         // copy unless already there (not differentiable)
+  Tensor to(DType dtype) const;           // convert unless already that dtype (not differentiable)
+  Tensor clone() const;                   // deep copy, detached
+  Tensor detach() const;                  // shares storage, no grad history
   Tensor view(const Shape& shape) const;  // shares storage, not differentiable; -1 infers a size
 
-  void copy_(const Tensor& src);    // in-place copy from any device/dtype with the same numel
+  void copy_(const Tensor& src);  // in-place copy from any device/dtype with the same numel
   void fill_(double value);
   void zero_() { fill_(0.0); }
 
@@ -109,20 +109,38 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
-template <> inline DType Tensor::type_dtype<float>() { return DType::f32; }
-template <> inline DType Tensor::type_dtype<double>() { return DType::f64; }
-template <> inline DType Tensor::type_dtype<bf16>() { return DType::bf16; }
-template <> inline DType Tensor::type_dtype<int32_t>() { return DType::i32; }
-template <> inline DType Tensor::type_dtype<int64_t>() { return DType::i64; }
+template <>
+inline DType Tensor::type_dtype<float>() {
+  return DType::f32;
+}
+template <>
+inline DType Tensor::type_dtype<double>() {
+  return DType::f64;
+}
+template <>
+inline DType Tensor::type_dtype<bf16>() {
+  return DType::bf16;
+}
+template <>
+inline DType Tensor::type_dtype<int32_t>() {
+  return DType::i32;
+}
+template <>
+inline DType Tensor::type_dtype<int64_t>() {
+  return DType::i64;
+}
 
 // Calls f with a value of the C++ type of a floating dtype on the host (float or double).
 // bf16 is a storage format on the host: kernels there compute in f32 or f64.
 template <class F>
 auto dispatch_float(DType dt, const char* op, F&& f) {
   switch (dt) {
-    case DType::f32: return f(float{});
-    case DType::f64: return f(double{});
-    default: fail(op, ": expected a f32 or f64 tensor on the cpu, got ", dtype_name(dt));
+    case DType::f32:
+      return f(float{});
+    case DType::f64:
+      return f(double{});
+    default:
+      fail(op, ": expected a f32 or f64 tensor on the cpu, got ", dtype_name(dt));
   }
 }
 

@@ -23,7 +23,9 @@ Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, DType dtype) {
   register_parameter("weight", &weight, randn({num, dim}, gen, dtype, Device::cpu(), 0.0, 0.02));
 }
 
-Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight, ids); }
+Tensor Embedding::forward(const Tensor& ids) const {
+  return embedding(weight, ids);
+}
 
 RMSNorm::RMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   register_parameter("weight", &weight, ones({dim}, dtype));

@@ -80,20 +80,20 @@ Tensor MambaMixer::forward(const Tensor& x0, MambaLayerState* keep) const {
   // The projections whose outputs are split ([x ; z], [dt ; B ; C]) run as one product per part
   // on row views of the weight, so every activation is contiguous and no split copies are made.
   Tensor x0f = reshape(x0, {B * L, x0.size(2)});
-  Tensor x = linear(x0f, narrow(in_proj.weight, 0, 0, E));                 // (B*L, E)
-  Tensor z = linear(x0f, narrow(in_proj.weight, 0, E, E));                 // (B*L, E)
+  Tensor x = linear(x0f, narrow(in_proj.weight, 0, 0, E));  // (B*L, E)
+  Tensor z = linear(x0f, narrow(in_proj.weight, 0, E, E));  // (B*L, E)
   if (keep) keep->conv = conv_window(reshape(x, {B, L, E}), d_conv);
   Tensor u = conv1d.forward(reshape(x, {B, L, E}), /*silu_activation=*/true);  // (B, L, E)
   Tensor uf = reshape(u, {B * L, E});
-  Tensor dt_low = linear(uf, narrow(x_proj.weight, 0, 0, R));              // (B*L, R)
-  Tensor Bm = linear(uf, narrow(x_proj.weight, 0, R, N));                  // (B*L, N)
-  Tensor Cm = linear(uf, narrow(x_proj.weight, 0, R + N, N));              // (B*L, N)
-  Tensor dt = linear(dt_low, dt_proj.weight);                              // (B*L, E), no bias yet
-  Tensor A = scale(exp(A_log), -1.0);                                      // (E, N)
+  Tensor dt_low = linear(uf, narrow(x_proj.weight, 0, 0, R));  // (B*L, R)
+  Tensor Bm = linear(uf, narrow(x_proj.weight, 0, R, N));      // (B*L, N)
+  Tensor Cm = linear(uf, narrow(x_proj.weight, 0, R + N, N));  // (B*L, N)
+  Tensor dt = linear(dt_low, dt_proj.weight);                  // (B*L, E), no bias yet
+  Tensor A = scale(exp(A_log), -1.0);                          // (E, N)
   ScanOutput scan = selective_scan(u, reshape(dt, {B, L, E}), A, reshape(Bm, {B, L, N}), reshape(Cm, {B, L, N}), D,
                                    reshape(z, {B, L, E}), dt_proj.bias, true);
   if (keep) keep->ssm = scan.last_state;
-  Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);       // (B*L, d_model)
+  Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);  // (B*L, d_model)
   return reshape(out, {B, L, x0.size(2)});
 }
 
@@ -127,11 +127,11 @@ Tensor MambaLM::final_hidden(const Tensor& ids) const {
   SERPENT_CHECK(ids.dim() == 2, "MambaLM: expected token ids (B, L), got ", ids.str());
   SERPENT_CHECK(ids.numel() > 0, "MambaLM: empty batch ", ids.str(), "; expected at least one token");
   const DType param_dtype = backbone_.embeddings.weight.dtype();
-  SERPENT_CHECK(compute_dtype_ == param_dtype || (compute_dtype_ == DType::bf16 && param_dtype == DType::f32 &&
-                                                  backbone_.embeddings.weight.is_cuda()),
-                "MambaLM: compute dtype ", dtype_name(compute_dtype_), " with ", dtype_name(param_dtype),
-                " parameters on ", backbone_.embeddings.weight.device().str(),
-                "; bf16 mixed precision needs f32 parameters on a GPU");
+  SERPENT_CHECK(
+      compute_dtype_ == param_dtype ||
+          (compute_dtype_ == DType::bf16 && param_dtype == DType::f32 && backbone_.embeddings.weight.is_cuda()),
+      "MambaLM: compute dtype ", dtype_name(compute_dtype_), " with ", dtype_name(param_dtype), " parameters on ",
+      backbone_.embeddings.weight.device().str(), "; bf16 mixed precision needs f32 parameters on a GPU");
   Tensor h = backbone_.embeddings.forward(ids);  // (B, L, d_model), parameter dtype
   Tensor residual;
   for (const auto& layer : backbone_.layers) std::tie(h, residual) = layer->forward(h, residual, compute_dtype_);

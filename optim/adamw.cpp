@@ -47,12 +47,12 @@ void AdamW::step(double lr, double grad_scale) {
   for (Slot& s : slots_) {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
-    const cpu::AdamWStep args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, s.decay ? cfg_.weight_decay : 0.0, grad_scale,
-                              step_};
+    const cpu::AdamWStep args{lr,         cfg_.beta1, cfg_.beta2, cfg_.eps, s.decay ? cfg_.weight_decay : 0.0,
+                              grad_scale, step_};
     dispatch_float(s.param.dtype(), "AdamW", [&](auto z) {
       using T = decltype(z);
-      cpu::adamw_update<T>(s.param.data<T>(), g.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(),
-                           s.param.numel(), args);
+      cpu::adamw_update<T>(s.param.data<T>(), g.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), s.param.numel(),
+                           args);
     });
   }
 }

@@ -13,7 +13,9 @@
 
 namespace serpent::testing {
 
-inline std::string data_path(const std::string& name) { return std::string(SERPENT_TEST_DATA) + "/" + name; }
+inline std::string data_path(const std::string& name) {
+  return std::string(SERPENT_TEST_DATA) + "/" + name;
+}
 
 // A float64 cpu leaf, uniform in [lo, hi), that requires a gradient.
 inline Tensor leaf(const Shape& shape, Generator& gen, double lo = -1.0, double hi = 1.0) {
@@ -49,7 +51,8 @@ void expect_error(F&& body, const std::vector<std::string>& parts) {
     ADD_FAILURE() << "expected a serpent::Error";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
   }
 }
 

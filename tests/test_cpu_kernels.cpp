@@ -74,11 +74,10 @@ TEST(CpuKernels, FloatConvNormAndLossMatchDouble) {
 TEST(CpuKernels, ResultsDoNotDependOnTheThreadCount) {
   Generator gen(23);
   const int64_t B = 3, L = 150, E = 40, N = 8;
-  std::vector<Tensor> base = {uniform({B, L, E}, -1, 1, gen), uniform({B, L, E}, -3, 1, gen),
-                              uniform({E, N}, -4, -0.5, gen), uniform({B, L, N}, -1, 1, gen),
-                              uniform({B, L, N}, -1, 1, gen), uniform({E}, -1, 1, gen),
-                              uniform({B, L, E}, -2, 2, gen), uniform({E}, -1, 1, gen),
-                              uniform({E, 4}, -1, 1, gen)};
+  std::vector<Tensor> base = {
+      uniform({B, L, E}, -1, 1, gen), uniform({B, L, E}, -3, 1, gen), uniform({E, N}, -4, -0.5, gen),
+      uniform({B, L, N}, -1, 1, gen), uniform({B, L, N}, -1, 1, gen), uniform({E}, -1, 1, gen),
+      uniform({B, L, E}, -2, 2, gen), uniform({E}, -1, 1, gen),       uniform({E, 4}, -1, 1, gen)};
   auto grads_with_threads = [&](int threads) {
     omp_set_num_threads(threads);
     std::vector<Tensor> in;

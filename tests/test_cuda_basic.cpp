@@ -28,7 +28,9 @@ class CudaBasic : public ::testing::Test {
   const Device gpu_ = Device::cuda(0);
 };
 
-double tolerance(DType dt) { return dt == DType::bf16 ? 1e-2 : dt == DType::f32 ? 1e-5 : 1e-12; }
+double tolerance(DType dt) {
+  return dt == DType::bf16 ? 1e-2 : dt == DType::f32 ? 1e-5 : 1e-12;
+}
 
 TEST_F(CudaBasic, CopiesRoundTripEveryDtype) {
   Generator gen(seed_);
@@ -45,7 +47,8 @@ TEST_F(CudaBasic, RandomDrawsAreTheSameOnEveryDevice) {
   for (DType dt : {DType::f32, DType::bf16}) {
     Generator gc(seed_), gg(seed_);
     EXPECT_EQ(randn({4097}, gc, dt).to_vector<double>(), randn({4097}, gg, dt, gpu_).to_vector<double>());
-    EXPECT_EQ(uniform({333}, -2, 3, gc, dt).to_vector<double>(), uniform({333}, -2, 3, gg, dt, gpu_).to_vector<double>());
+    EXPECT_EQ(uniform({333}, -2, 3, gc, dt).to_vector<double>(),
+              uniform({333}, -2, 3, gg, dt, gpu_).to_vector<double>());
   }
   // In f64 the device's log and cos may differ from the host's in the last bit.
   Generator gc(seed_), gg(seed_);
@@ -82,8 +85,8 @@ void expect_parity(const std::function<Tensor(const std::vector<Tensor>&)>& fn, 
   sum(mul(out_c, w)).backward();
   sum(mul(out_g, w.to(dt).to(gpu))).backward();
   for (size_t i = 0; i < c.size(); ++i)
-    EXPECT_LE(relative_error(g[i].grad(), c[i].grad()), tolerance(dt) * 2) << "gradient of input " << i << ", "
-                                                                           << dtype_name(dt);
+    EXPECT_LE(relative_error(g[i].grad(), c[i].grad()), tolerance(dt) * 2)
+        << "gradient of input " << i << ", " << dtype_name(dt);
 }
 
 TEST_F(CudaBasic, ElementwiseParity) {

@@ -69,13 +69,17 @@ void expect_model_parity(uint64_t seed, DType dt, double loss_tol, double grad_t
   }
 }
 
-TEST_F(CudaModel, F32LossAndEveryGradientMatchTheCpu) { expect_model_parity(seed_, DType::f32, 1e-5, 1e-4); }
+TEST_F(CudaModel, F32LossAndEveryGradientMatchTheCpu) {
+  expect_model_parity(seed_, DType::f32, 1e-5, 1e-4);
+}
 
 // bf16 rounds every activation and matmul operand (relative 2^-9 each); through two layers of
 // forward and backward the gradients of the first layer's small tensors drift by up to ~9%
 // (measured on an H200, 2026-11-30), so this is a sanity bound, not a precision claim: the f32
 // test above is the exact one.
-TEST_F(CudaModel, Bf16MixedPrecisionStaysCloseToTheCpu) { expect_model_parity(seed_, DType::bf16, 1e-2, 0.15); }
+TEST_F(CudaModel, Bf16MixedPrecisionStaysCloseToTheCpu) {
+  expect_model_parity(seed_, DType::bf16, 1e-2, 0.15);
+}
 
 #ifdef SERPENT_CUDA
 TEST_F(CudaModel, TrainingStepAllocatesNothingOnceWarm) {

@@ -35,15 +35,13 @@ void check_case(const Case& c, DType act, uint64_t seed) {
   // Activations are rounded to the activation dtype first so both sides see the same values.
   auto act_input = [&](const Shape& s, double lo, double hi) { return uniform(s, lo, hi, gen, act).to(DType::f64); };
   auto param = [&](const Shape& s, double lo, double hi) { return uniform(s, lo, hi, gen, DType::f32).to(DType::f64); };
-  std::vector<Tensor> ref = {act_input({c.B, c.L, c.E}, -1, 1),
-                             c.softplus ? act_input({c.B, c.L, c.E}, -3, 1) : act_input({c.B, c.L, c.E}, 0.01, 0.5),  // delta
-                             param({c.E, c.N}, -3, -0.2),
-                             act_input({c.B, c.L, c.N}, -1, 1),
-                             act_input({c.B, c.L, c.N}, -1, 1),
-                             c.use_D ? param({c.E}, -1, 1) : Tensor(),
-                             c.use_z ? act_input({c.B, c.L, c.E}, -2, 2) : Tensor(),
-                             // Without softplus, delta + bias must stay positive or the state grows without bound.
-                             c.use_bias ? (c.softplus ? param({c.E}, -2, 0) : param({c.E}, 0, 0.2)) : Tensor()};
+  std::vector<Tensor> ref = {
+      act_input({c.B, c.L, c.E}, -1, 1),
+      c.softplus ? act_input({c.B, c.L, c.E}, -3, 1) : act_input({c.B, c.L, c.E}, 0.01, 0.5),  // delta
+      param({c.E, c.N}, -3, -0.2), act_input({c.B, c.L, c.N}, -1, 1), act_input({c.B, c.L, c.N}, -1, 1),
+      c.use_D ? param({c.E}, -1, 1) : Tensor(), c.use_z ? act_input({c.B, c.L, c.E}, -2, 2) : Tensor(),
+      // Without softplus, delta + bias must stay positive or the state grows without bound.
+      c.use_bias ? (c.softplus ? param({c.E}, -2, 0) : param({c.E}, 0, 0.2)) : Tensor()};
   const std::vector<bool> is_param = {false, false, true, false, false, true, false, true};
   std::vector<Tensor> dev(ref.size());
   for (size_t i = 0; i < ref.size(); ++i) {

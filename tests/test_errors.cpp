@@ -19,9 +19,12 @@ TEST(BadInput, MismatchedShape) {
   Tensor x = zeros({4, 6}), w = zeros({3, 5});
   expect_error([&] { linear(x, w); }, {"linear", "[4, 6]", "[3, 5]", "6 features", "expects 5"});
   expect_error([&] { add(zeros({2, 3}), zeros({3, 2})); }, {"add", "[2, 3]", "[3, 2]"});
-  expect_error([&] { selective_scan(zeros({1, 4, 5}), zeros({1, 4, 6}), zeros({5, 2}), zeros({1, 4, 2}),
-                                    zeros({1, 4, 2}), Tensor(), Tensor(), Tensor(), true); },
-               {"selective_scan", "delta", "[1, 4, 6]", "expected [1, 4, 5]"});
+  expect_error(
+      [&] {
+        selective_scan(zeros({1, 4, 5}), zeros({1, 4, 6}), zeros({5, 2}), zeros({1, 4, 2}), zeros({1, 4, 2}), Tensor(),
+                       Tensor(), Tensor(), true);
+      },
+      {"selective_scan", "delta", "[1, 4, 6]", "expected [1, 4, 5]"});
 }
 
 TEST(BadInput, WrongDtype) {
@@ -37,8 +40,11 @@ TEST(BadInput, TokenIdOutsideVocabulary) {
   expect_error([&] { model.forward(ids); }, {"token id 300", "position 2", "[0, 256)"});
   Tensor negative = from_vector<int64_t>({-1}, {1, 1});
   expect_error([&] { model.forward(negative); }, {"token id -1"});
-  expect_error([] { cross_entropy(zeros({2, 4}), from_vector<int64_t>({1, 4}, {2})); },
-               {"target 4", "row 1", "[0, 4)"});
+  expect_error(
+      [] {
+        cross_entropy(zeros({2, 4}), from_vector<int64_t>({1, 4}, {2}));
+      },
+      {"target 4", "row 1", "[0, 4)"});
 }
 
 TEST(BadInput, EmptyBatch) {

@@ -34,6 +34,26 @@ TEST(Gradcheck, ShapeOps) {
   expect_gradcheck([](const std::vector<Tensor>& in) { return reshape(in[0], {6, 5}); }, {a});
   expect_gradcheck([](const std::vector<Tensor>& in) { return slice_last(in[0], 1, 3); }, {a});
   expect_gradcheck([](const std::vector<Tensor>& in) { return slice_last(in[0], 4, 1); }, {a});
+  // narrow views rows of dimension 0 (the only contiguous case, the one the model uses).
+  Tensor rows = leaf({5, 3}, gen);
+  expect_gradcheck([](const std::vector<Tensor>& in) { return narrow(in[0], 0, 1, 2); }, {rows});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return narrow(in[0], 0, 4, 1); }, {rows});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return narrow(in[0], 0, 0, 5); }, {rows});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return narrow(in[0], 0, 1, 1); }, {a});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return cast(in[0], DType::f64); }, {a});
+}
+
+TEST(Gradcheck, CastPassesTheGradientBackInTheInputsDtype) {
+  // f64 -> f32 cannot be checked by float64 differences; its backward is the upstream gradient
+  // converted back to f64, exactly for values f32 represents.
+  Tensor x = from_vector<double>({0.5, -1.25, 3.0}, {3});
+  x.set_requires_grad(true);
+  Tensor w = from_vector<float>({2.0f, -0.75f, 0.125f}, {3}, DType::f32);
+  Tensor y = cast(x, DType::f32);
+  EXPECT_EQ(y.dtype(), DType::f32);
+  sum(mul(y, w)).backward();
+  ASSERT_EQ(x.grad().dtype(), DType::f64);
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2.0, -0.75, 0.125}));
 }
 
 TEST(Gradcheck, MatmulAndLinear) {

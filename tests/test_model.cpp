@@ -121,10 +121,11 @@ TEST(Model, ParameterNamesAreHuggingFaces) {
   MambaLM model(small_config(), gen);
   std::vector<std::string> names;
   for (const auto& [n, t] : model.named_parameters()) names.push_back(n);
-  const std::vector<std::string> layer = {"norm.weight",        "mixer.in_proj.weight", "mixer.conv1d.weight",
-                                          "mixer.conv1d.bias",  "mixer.x_proj.weight",  "mixer.dt_proj.weight",
-                                          "mixer.dt_proj.bias", "mixer.out_proj.weight", "mixer.A_log",
-                                          "mixer.D"};
+  const std::vector<std::string> layer = {"norm.weight",         "mixer.in_proj.weight",
+                                          "mixer.conv1d.weight", "mixer.conv1d.bias",
+                                          "mixer.x_proj.weight", "mixer.dt_proj.weight",
+                                          "mixer.dt_proj.bias",  "mixer.out_proj.weight",
+                                          "mixer.A_log",         "mixer.D"};
   std::vector<std::string> expected = {"backbone.embeddings.weight"};
   for (int i = 0; i < 2; ++i)
     for (const auto& n : layer) expected.push_back("backbone.layers." + std::to_string(i) + "." + n);
@@ -175,8 +176,8 @@ TEST(Model, WholeModelGradcheckEveryParameter) {
   Tensor ids = from_vector<int64_t>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 9});
   Tensor targets = from_vector<int64_t>({2, 3, 4, 5, 6, 7, 8, 9, 10}, {1, 9});
   std::vector<Tensor> params = model.parameters();
-  autograd::GradcheckResult r = autograd::gradcheck(
-      [&](const std::vector<Tensor>&) { return model.loss(ids, targets); }, params);
+  autograd::GradcheckResult r =
+      autograd::gradcheck([&](const std::vector<Tensor>&) { return model.loss(ids, targets); }, params);
   EXPECT_LE(r.max_relative_error, 1e-6) << r.report;
 }
 
@@ -228,11 +229,15 @@ TEST(Model, InitializationMatchesDesignOn130mShape) {
     expect_uniform(pre + "x_proj", p[pre + "mixer.x_proj.weight"], 1 / std::sqrt(1536.0));
     expect_uniform(pre + "dt_proj", p[pre + "mixer.dt_proj.weight"], 1 / std::sqrt(48.0));
     expect_uniform(pre + "out_proj", p[pre + "mixer.out_proj.weight"], 1 / std::sqrt(1536.0) / std::sqrt(24.0));
-    // Conv weight and bias are small (1536 * 4 and 1536 values): check bounds and mean loosely.
+    // Conv weight and bias, U(-1/sqrt(fan_in), +) with fan_in = d_conv = 4: small (1536 * 4 and
+    // 1536 values), so the bounds are checked from both sides and the mean to 5 standard errors.
     for (const char* n : {"mixer.conv1d.weight", "mixer.conv1d.bias"}) {
       Stats s = stats(p[pre + n]);
       EXPECT_GE(s.lo, -0.5);
       EXPECT_LE(s.hi, 0.5);
+      EXPECT_LT(s.lo, -0.45);
+      EXPECT_GT(s.hi, 0.45);
+      EXPECT_NEAR(s.mean, 0.0, 5 * 0.5 / std::sqrt(3.0 * double(s.n)));
       EXPECT_NEAR(s.stddev, 0.5 / std::sqrt(3.0), 0.02);
     }
     for (double v : p[pre + "norm.weight"].to_vector<double>()) ASSERT_EQ(v, 1.0);
@@ -248,7 +253,8 @@ TEST(Model, InitializationMatchesDesignOn130mShape) {
       EXPECT_LE(dt, 0.1 * (1 + 1e-5));
       log_mean += std::log(dt) / 1536;
     }
-    const double mid = (std::log(1e-3) + std::log(0.1)) / 2, spread = (std::log(0.1) - std::log(1e-3)) / std::sqrt(12.0);
+    const double mid = (std::log(1e-3) + std::log(0.1)) / 2,
+                 spread = (std::log(0.1) - std::log(1e-3)) / std::sqrt(12.0);
     EXPECT_NEAR(log_mean, mid, 5 * spread / std::sqrt(1536.0));
   }
   for (double v : p["backbone.norm_f.weight"].to_vector<double>()) ASSERT_EQ(v, 1.0);

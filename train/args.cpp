@@ -79,7 +79,9 @@ bool ArgParser::parse(const Args& args) {
   return true;
 }
 
-bool ArgParser::has(const std::string& name) const { return values_.count(name) > 0; }
+bool ArgParser::has(const std::string& name) const {
+  return values_.count(name) > 0;
+}
 
 std::string ArgParser::get(const std::string& name) const {
   auto it = values_.find(name);

@@ -101,9 +101,8 @@ std::vector<Family> op_breakdown(const ModelBench& b, const MambaLM& model, Adam
 
   Tensor h = leaf({M, D}, act), res = leaf({M, D}, DType::f32);
   Tensor up_norm = uniform({M, D}, -1, 1, gen, act, dev);
-  family("add_rms_norm", c.n_layer + 1, [&] {
-    run_with_backward([&] { return norm.forward(h, res, act).first; }, up_norm);
-  });
+  family("add_rms_norm", c.n_layer + 1,
+         [&] { run_with_backward([&] { return norm.forward(h, res, act).first; }, up_norm); });
 
   Tensor x0 = leaf({M, D}, act), u = leaf({M, E}, act), dtl = leaf({M, R}, act), y = leaf({M, E}, act);
   Tensor up_e = uniform({M, E}, -1, 1, gen, act, dev), up_n = uniform({M, N}, -1, 1, gen, act, dev);
@@ -120,16 +119,14 @@ std::vector<Family> op_breakdown(const ModelBench& b, const MambaLM& model, Adam
 
   Tensor xc = leaf({B, L, E}, act);
   Tensor up_c = uniform({B, L, E}, -1, 1, gen, act, dev);
-  family("causal_conv1d", c.n_layer, [&] {
-    run_with_backward([&] { return mixer.conv1d.forward(xc, true); }, up_c);
-  });
+  family("causal_conv1d", c.n_layer, [&] { run_with_backward([&] { return mixer.conv1d.forward(xc, true); }, up_c); });
 
   Tensor su = leaf({B, L, E}, act), sdelta = leaf({B, L, E}, act, -3, 1), sz = leaf({B, L, E}, act, -2, 2);
   Tensor sB = leaf({B, L, N}, act), sC = leaf({B, L, N}, act);
   Tensor A = scale(exp(mixer.A_log.detach()), -1.0);
   family("selective_scan", c.n_layer, [&] {
-    run_with_backward(
-        [&] { return selective_scan(su, sdelta, A, sB, sC, mixer.D, sz, mixer.dt_proj.bias, true).y; }, up_c);
+    run_with_backward([&] { return selective_scan(su, sdelta, A, sB, sC, mixer.D, sz, mixer.dt_proj.bias, true).y; },
+                      up_c);
   });
 
   Tensor hf = leaf({M, D}, act);
@@ -161,7 +158,8 @@ int bench_model(const ModelBench& b) {
 
   std::printf("bench: %s, %lld parameters, batch %lld x %lld, %s, %s%s\n", b.model.summary().c_str(),
               (long long)model.num_parameters(), (long long)B, (long long)L, b.device.str().c_str(),
-              dtype_name(b.compute_dtype), b.device.is_cpu() ? str_cat(", ", omp_get_max_threads(), " threads").c_str() : "");
+              dtype_name(b.compute_dtype),
+              b.device.is_cpu() ? str_cat(", ", omp_get_max_threads(), " threads").c_str() : "");
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<GradBuckets> buckets;
   if (!b.dist.empty()) {
@@ -211,8 +209,8 @@ int bench_model(const ModelBench& b) {
     for (const Family& f : op_breakdown(b, model, opt, std::max<int64_t>(3, b.steps / 2))) {
       const double per_step = f.ms_per_call * double(f.calls_per_step);
       total += per_step;
-      std::printf("  %-26s %8.3f ms x %3lld = %8.2f ms (%4.1f%%)\n", f.name, f.ms_per_call,
-                  (long long)f.calls_per_step, per_step, 100 * per_step / ms);
+      std::printf("  %-26s %8.3f ms x %3lld = %8.2f ms (%4.1f%%)\n", f.name, f.ms_per_call, (long long)f.calls_per_step,
+                  per_step, 100 * per_step / ms);
     }
     std::printf("  %-26s %30.2f ms (%4.1f%%)\n", "sum of families", total, 100 * total / ms);
   }

@@ -39,8 +39,8 @@ int cmd_bench(const Args& args) {
         .option("seed", "N", "random seed", "0");
     if (!p.parse(Args(args.begin() + 1, args.end()))) return 0;
     const std::vector<int64_t> s = parse_ints(p.get("shape"), 4, "--shape B,E,L,N");
-    return bench_scan(s[0], s[1], s[2], s[3], Device::parse(p.get("device")), p.get_int("steps"),
-                      p.get_int("warmup"), uint64_t(p.get_int("seed")));
+    return bench_scan(s[0], s[1], s[2], s[3], Device::parse(p.get("device")), p.get_int("steps"), p.get_int("warmup"),
+                      uint64_t(p.get_int("seed")));
   }
   ArgParser p("bench",
               "Times full training steps (forward, backward, gradient norm, AdamW) of a Mamba language model on\n"
@@ -88,8 +88,8 @@ int cmd_bench(const Args& args) {
   if (p.has("dtype")) dtype = p.get("dtype");
   b.device = Device::parse(device);
   b.compute_dtype = dtype_from_name(dtype);
-  SERPENT_CHECK(b.compute_dtype == DType::f32 || b.compute_dtype == DType::bf16, "bench: --dtype must be f32 or bf16, got ",
-                dtype);
+  SERPENT_CHECK(b.compute_dtype == DType::f32 || b.compute_dtype == DType::bf16,
+                "bench: --dtype must be f32 or bf16, got ", dtype);
   b.steps = p.get_int("steps");
   b.warmup = p.get_int("warmup");
   b.seed = p.get_int("seed");

@@ -70,10 +70,18 @@ class Contexts {
 
 }  // namespace
 
-cudaStream_t stream(int device) { return Contexts::get().at(device).stream; }
-void synchronize(int device) { CUDA_CHECK(cudaStreamSynchronize(stream(device))); }
-cublasHandle_t cublas(int device) { return Contexts::get().at(device).blas; }
-cublasLtHandle_t cublas_lt(int device) { return Contexts::get().at(device).blas_lt; }
+cudaStream_t stream(int device) {
+  return Contexts::get().at(device).stream;
+}
+void synchronize(int device) {
+  CUDA_CHECK(cudaStreamSynchronize(stream(device)));
+}
+cublasHandle_t cublas(int device) {
+  return Contexts::get().at(device).blas;
+}
+cublasLtHandle_t cublas_lt(int device) {
+  return Contexts::get().at(device).blas_lt;
+}
 void* gemm_workspace(int device, size_t* bytes) {
   DeviceContext& c = Contexts::get().at(device);
   *bytes = c.workspace_bytes;
@@ -108,7 +116,9 @@ EventTimer::~EventTimer() {
   cudaEventDestroy(begin_);
   cudaEventDestroy(end_);
 }
-void EventTimer::start() { CUDA_CHECK(cudaEventRecord(begin_, stream(device_))); }
+void EventTimer::start() {
+  CUDA_CHECK(cudaEventRecord(begin_, stream(device_)));
+}
 double EventTimer::stop() {
   CUDA_CHECK(cudaEventRecord(end_, stream(device_)));
   CUDA_CHECK(cudaEventSynchronize(end_));
@@ -133,7 +143,9 @@ CachingAllocator& CachingAllocator::get() {
   return instance;
 }
 
-CachingAllocator::DeviceState& CachingAllocator::state(int device) { return devices_[device]; }
+CachingAllocator::DeviceState& CachingAllocator::state(int device) {
+  return devices_[device];
+}
 
 void CachingAllocator::free_cached(DeviceState& s, int device) {
   CUDA_CHECK(cudaSetDevice(device));

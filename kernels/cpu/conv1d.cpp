@@ -40,8 +40,8 @@ void causal_conv1d_forward(const T* x, const T* weight, const T* bias, T* out, i
 }
 
 template <class T>
-void causal_conv1d_backward(const T* x, const T* weight, const T* bias, const T* dout, T* dx, T* dweight,
-                            T* dbias, int64_t B, int64_t L, int64_t E, int64_t W, bool silu_on) {
+void causal_conv1d_backward(const T* x, const T* weight, const T* bias, const T* dout, T* dx, T* dweight, T* dbias,
+                            int64_t B, int64_t L, int64_t E, int64_t W, bool silu_on) {
   // dpre for all of (B, L, E): the same size as the input, computed once.
   std::vector<T> dpre(size_t(B * L * E));
 #pragma omp parallel for collapse(2) schedule(static)
@@ -102,13 +102,13 @@ void causal_conv1d_backward(const T* x, const T* weight, const T* bias, const T*
   }
 }
 
-template void causal_conv1d_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
-                                           int64_t, int64_t, bool);
-template void causal_conv1d_forward<double>(const double*, const double*, const double*, double*, int64_t,
-                                            int64_t, int64_t, int64_t, bool);
-template void causal_conv1d_backward<float>(const float*, const float*, const float*, const float*, float*,
-                                            float*, float*, int64_t, int64_t, int64_t, int64_t, bool);
-template void causal_conv1d_backward<double>(const double*, const double*, const double*, const double*,
-                                             double*, double*, double*, int64_t, int64_t, int64_t, int64_t, bool);
+template void causal_conv1d_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t,
+                                           int64_t, bool);
+template void causal_conv1d_forward<double>(const double*, const double*, const double*, double*, int64_t, int64_t,
+                                            int64_t, int64_t, bool);
+template void causal_conv1d_backward<float>(const float*, const float*, const float*, const float*, float*, float*,
+                                            float*, int64_t, int64_t, int64_t, int64_t, bool);
+template void causal_conv1d_backward<double>(const double*, const double*, const double*, const double*, double*,
+                                             double*, double*, int64_t, int64_t, int64_t, int64_t, bool);
 
 }  // namespace serpent::cpu

@@ -18,7 +18,7 @@ void causal_conv1d_forward(const T* x, const T* weight, const T* bias, T* out, i
 
 // dout, dx (B, L, E); dweight (E, W) and dbias (E) are overwritten (dbias may be null).
 template <class T>
-void causal_conv1d_backward(const T* x, const T* weight, const T* bias, const T* dout, T* dx, T* dweight,
-                            T* dbias, int64_t B, int64_t L, int64_t E, int64_t W, bool silu);
+void causal_conv1d_backward(const T* x, const T* weight, const T* bias, const T* dout, T* dx, T* dweight, T* dbias,
+                            int64_t B, int64_t L, int64_t E, int64_t W, bool silu);
 
 }  // namespace serpent::cpu

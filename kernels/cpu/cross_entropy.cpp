@@ -7,8 +7,8 @@
 namespace serpent::cpu {
 
 template <class T, class I>
-double cross_entropy_forward(const T* logits, const I* targets, T* lse, int64_t M, int64_t V,
-                             int64_t ignore_index, int64_t* count) {
+double cross_entropy_forward(const T* logits, const I* targets, T* lse, int64_t M, int64_t V, int64_t ignore_index,
+                             int64_t* count) {
   std::vector<double> row_loss(size_t(M), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {

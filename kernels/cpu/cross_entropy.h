@@ -12,8 +12,8 @@ namespace serpent::cpu {
 // logits (M, V); targets (M); lse (M) written for valid rows. Returns the sum of the valid rows'
 // losses (accumulated in double, in row order) and sets *count.
 template <class T, class I>
-double cross_entropy_forward(const T* logits, const I* targets, T* lse, int64_t M, int64_t V,
-                             int64_t ignore_index, int64_t* count);
+double cross_entropy_forward(const T* logits, const I* targets, T* lse, int64_t M, int64_t V, int64_t ignore_index,
+                             int64_t* count);
 
 // dlogits (M, V) is overwritten; scale is d loss / d (sum of row losses).
 template <class T, class I>

@@ -29,9 +29,15 @@ void unary(Unary op, const T* a, T* out, int64_t n) {
 #pragma omp parallel for if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     switch (op) {
-      case Unary::exp: out[i] = std::exp(a[i]); break;
-      case Unary::silu: out[i] = silu(a[i]); break;
-      case Unary::softplus: out[i] = softplus(a[i]); break;
+      case Unary::exp:
+        out[i] = std::exp(a[i]);
+        break;
+      case Unary::silu:
+        out[i] = silu(a[i]);
+        break;
+      case Unary::softplus:
+        out[i] = softplus(a[i]);
+        break;
     }
   }
 }
@@ -41,9 +47,15 @@ void unary_backward(Unary op, const T* x, const T* dy, T* dx, int64_t n) {
 #pragma omp parallel for if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     switch (op) {
-      case Unary::exp: dx[i] = dy[i] * std::exp(x[i]); break;
-      case Unary::silu: dx[i] = dy[i] * silu_grad(x[i]); break;
-      case Unary::softplus: dx[i] = dy[i] * softplus_grad(x[i]); break;
+      case Unary::exp:
+        dx[i] = dy[i] * std::exp(x[i]);
+        break;
+      case Unary::silu:
+        dx[i] = dy[i] * silu_grad(x[i]);
+        break;
+      case Unary::softplus:
+        dx[i] = dy[i] * softplus_grad(x[i]);
+        break;
     }
   }
 }
@@ -61,11 +73,11 @@ double sum(const T* a, int64_t n) {
   return total;
 }
 
-#define SERPENT_INSTANTIATE(T)                                              \
-  template void binary<T>(Binary, const T*, const T*, T*, int64_t);         \
-  template void unary<T>(Unary, const T*, T*, int64_t);                     \
-  template void unary_backward<T>(Unary, const T*, const T*, T*, int64_t);  \
-  template void scale<T>(const T*, T, T*, int64_t);                         \
+#define SERPENT_INSTANTIATE(T)                                             \
+  template void binary<T>(Binary, const T*, const T*, T*, int64_t);        \
+  template void unary<T>(Unary, const T*, T*, int64_t);                    \
+  template void unary_backward<T>(Unary, const T*, const T*, T*, int64_t); \
+  template void scale<T>(const T*, T, T*, int64_t);                        \
   template double sum<T>(const T*, int64_t);
 SERPENT_INSTANTIATE(float)
 SERPENT_INSTANTIATE(double)

@@ -1,8 +1,8 @@
 #include "kernels/cpu/embedding.h"
 
-#include <algorithm>
-
 #include <omp.h>
+
+#include <algorithm>
 
 namespace serpent::cpu {
 

@@ -7,8 +7,8 @@
 namespace serpent::cpu {
 
 template <class T>
-void add_rms_norm_forward(const T* h, const T* residual_in, const T* weight, T* normed, T* residual_out,
-                          T* rstd, int64_t M, int64_t D, double eps) {
+void add_rms_norm_forward(const T* h, const T* residual_in, const T* weight, T* normed, T* residual_out, T* rstd,
+                          int64_t M, int64_t D, double eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     const T* hm = h + m * D;
@@ -58,13 +58,13 @@ void add_rms_norm_backward(const T* residual_out, const T* weight, const T* rstd
     for (int64_t d = 0; d < D; ++d) d_weight[d] += partial[size_t(blk * D + d)];
 }
 
-template void add_rms_norm_forward<float>(const float*, const float*, const float*, float*, float*, float*,
-                                          int64_t, int64_t, double);
-template void add_rms_norm_forward<double>(const double*, const double*, const double*, double*, double*,
-                                           double*, int64_t, int64_t, double);
-template void add_rms_norm_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                           float*, float*, int64_t, int64_t);
-template void add_rms_norm_backward<double>(const double*, const double*, const double*, const double*,
-                                            const double*, double*, double*, int64_t, int64_t);
+template void add_rms_norm_forward<float>(const float*, const float*, const float*, float*, float*, float*, int64_t,
+                                          int64_t, double);
+template void add_rms_norm_forward<double>(const double*, const double*, const double*, double*, double*, double*,
+                                           int64_t, int64_t, double);
+template void add_rms_norm_backward<float>(const float*, const float*, const float*, const float*, const float*, float*,
+                                           float*, int64_t, int64_t);
+template void add_rms_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
+                                            double*, double*, int64_t, int64_t);
 
 }  // namespace serpent::cpu

@@ -13,8 +13,8 @@ namespace serpent::cpu {
 
 // h, residual_in, normed, residual_out (M, D); weight (D); rstd (M). residual_in may be null.
 template <class T>
-void add_rms_norm_forward(const T* h, const T* residual_in, const T* weight, T* normed, T* residual_out,
-                          T* rstd, int64_t M, int64_t D, double eps);
+void add_rms_norm_forward(const T* h, const T* residual_in, const T* weight, T* normed, T* residual_out, T* rstd,
+                          int64_t M, int64_t D, double eps);
 
 // residual_out, d_normed, d_input (M, D); d_residual_out (M, D) or null; weight, d_weight (D);
 // rstd (M). d_weight is overwritten.

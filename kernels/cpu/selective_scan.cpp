@@ -51,8 +51,7 @@ void selective_scan_forward(const ScanParams<T>& p, T* out, T* last_state) {
         }
       }
       if (last_state)
-        for (int64_t e = e0; e < e1; ++e)
-          std::copy_n(state.data() + (e - e0) * N, N, last_state + (b * E + e) * N);
+        for (int64_t e = e0; e < e1; ++e) std::copy_n(state.data() + (e - e0) * N, N, last_state + (b * E + e) * N);
     }
   }
 }

@@ -24,18 +24,30 @@ struct Compute<double> {
 template <class T>
 using compute_t = typename Compute<T>::type;
 
-__device__ __forceinline__ float to_compute(float v) { return v; }
-__device__ __forceinline__ double to_compute(double v) { return v; }
-__device__ __forceinline__ float to_compute(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_compute(float v) {
+  return v;
+}
+__device__ __forceinline__ double to_compute(double v) {
+  return v;
+}
+__device__ __forceinline__ float to_compute(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
 
 template <class T>
 __device__ __forceinline__ T from_compute(float v);
 template <>
-__device__ __forceinline__ float from_compute<float>(float v) { return v; }
+__device__ __forceinline__ float from_compute<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 template <class T>
-__device__ __forceinline__ T from_compute(double v) { return T(v); }
+__device__ __forceinline__ T from_compute(double v) {
+  return T(v);
+}
 
 // Grid size for n elements at `threads` per block with a grid-stride loop: enough blocks to fill
 // the device several times over, never more than needed.
@@ -66,10 +78,17 @@ __device__ __forceinline__ T block_sum(T v, T* scratch) {
 template <class F>
 void dispatch_device_float(DType dt, const char* op, F&& f) {
   switch (dt) {
-    case DType::f32: f(static_cast<float*>(nullptr)); break;
-    case DType::f64: f(static_cast<double*>(nullptr)); break;
-    case DType::bf16: f(static_cast<__nv_bfloat16*>(nullptr)); break;
-    default: fail(op, ": expected a f32, f64 or bf16 tensor on the GPU, got ", dtype_name(dt));
+    case DType::f32:
+      f(static_cast<float*>(nullptr));
+      break;
+    case DType::f64:
+      f(static_cast<double*>(nullptr));
+      break;
+    case DType::bf16:
+      f(static_cast<__nv_bfloat16*>(nullptr));
+      break;
+    default:
+      fail(op, ": expected a f32, f64 or bf16 tensor on the GPU, got ", dtype_name(dt));
   }
 }
 

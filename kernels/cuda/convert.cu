@@ -47,8 +47,8 @@ __global__ void convert_kernel(D* dst, const S* src, int64_t n) {
 template <class T>
 __global__ void random_kernel(T* dst, int64_t n, uint64_t seed, uint64_t offset, double a, double b, bool normal) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const double v = normal ? philox::normal(seed, offset + uint64_t(i), a, b)
-                            : philox::uniform(seed, offset + uint64_t(i), a, b);
+    const double v =
+        normal ? philox::normal(seed, offset + uint64_t(i), a, b) : philox::uniform(seed, offset + uint64_t(i), a, b);
     dst[i] = from_double<T>(v);
   }
 }
@@ -57,11 +57,21 @@ __global__ void random_kernel(T* dst, int64_t n, uint64_t seed, uint64_t offset,
 template <class F>
 void dispatch_any(DType dt, F&& f) {
   switch (dt) {
-    case DType::f32: f(static_cast<float*>(nullptr)); break;
-    case DType::f64: f(static_cast<double*>(nullptr)); break;
-    case DType::bf16: f(static_cast<__nv_bfloat16*>(nullptr)); break;
-    case DType::i32: f(static_cast<int32_t*>(nullptr)); break;
-    case DType::i64: f(static_cast<int64_t*>(nullptr)); break;
+    case DType::f32:
+      f(static_cast<float*>(nullptr));
+      break;
+    case DType::f64:
+      f(static_cast<double*>(nullptr));
+      break;
+    case DType::bf16:
+      f(static_cast<__nv_bfloat16*>(nullptr));
+      break;
+    case DType::i32:
+      f(static_cast<int32_t*>(nullptr));
+      break;
+    case DType::i64:
+      f(static_cast<int64_t*>(nullptr));
+      break;
   }
 }
 
@@ -84,8 +94,8 @@ void convert(void* dst, DType dst_dt, const void* src, DType src_dt, int64_t n, 
     using D = std::remove_pointer_t<decltype(dtag)>;
     dispatch_any(src_dt, [&](auto* stag) {
       using S = std::remove_pointer_t<decltype(stag)>;
-      convert_kernel<D, S><<<grid_for(n, kThreads), kThreads, 0, s>>>(static_cast<D*>(dst),
-                                                                       static_cast<const S*>(src), n);
+      convert_kernel<D, S>
+          <<<grid_for(n, kThreads), kThreads, 0, s>>>(static_cast<D*>(dst), static_cast<const S*>(src), n);
     });
   });
   CUDA_CHECK_LAUNCH();
@@ -97,8 +107,8 @@ void fill_normal(void* dst, DType dt, int64_t n, uint64_t seed, uint64_t offset,
   cudaStream_t s = stream(device);
   dispatch_device_float(dt, "randn", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    random_kernel<T><<<grid_for(n, kThreads), kThreads, 0, s>>>(static_cast<T*>(dst), n, seed, offset, mean, stddev,
-                                                               true);
+    random_kernel<T>
+        <<<grid_for(n, kThreads), kThreads, 0, s>>>(static_cast<T*>(dst), n, seed, offset, mean, stddev, true);
   });
   CUDA_CHECK_LAUNCH();
 }
@@ -108,8 +118,7 @@ void fill_uniform(void* dst, DType dt, int64_t n, uint64_t seed, uint64_t offset
   cudaStream_t s = stream(device);
   dispatch_device_float(dt, "uniform", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    random_kernel<T><<<grid_for(n, kThreads), kThreads, 0, s>>>(static_cast<T*>(dst), n, seed, offset, lo, hi,
-                                                               false);
+    random_kernel<T><<<grid_for(n, kThreads), kThreads, 0, s>>>(static_cast<T*>(dst), n, seed, offset, lo, hi, false);
   });
   CUDA_CHECK_LAUNCH();
 }

@@ -17,9 +17,12 @@ __device__ __forceinline__ C sigmoid(C v) {
 template <class C>
 __device__ __forceinline__ C apply_unary(cpu::Unary op, C v) {
   switch (op) {
-    case cpu::Unary::exp: return exp(v);
-    case cpu::Unary::silu: return v * sigmoid(v);
-    case cpu::Unary::softplus: return v > C(20) ? v : log1p(exp(v));
+    case cpu::Unary::exp:
+      return exp(v);
+    case cpu::Unary::silu:
+      return v * sigmoid(v);
+    case cpu::Unary::softplus:
+      return v > C(20) ? v : log1p(exp(v));
   }
   return v;
 }
@@ -27,12 +30,14 @@ __device__ __forceinline__ C apply_unary(cpu::Unary op, C v) {
 template <class C>
 __device__ __forceinline__ C unary_grad(cpu::Unary op, C v) {
   switch (op) {
-    case cpu::Unary::exp: return exp(v);
+    case cpu::Unary::exp:
+      return exp(v);
     case cpu::Unary::silu: {
       const C s = sigmoid(v);
       return s * (C(1) + v * (C(1) - s));
     }
-    case cpu::Unary::softplus: return v > C(20) ? C(1) : sigmoid(v);
+    case cpu::Unary::softplus:
+      return v > C(20) ? C(1) : sigmoid(v);
   }
   return C(0);
 }
@@ -88,8 +93,8 @@ __global__ void final_sum_kernel(const compute_t<T>* partials, int count, T* out
   if (threadIdx.x == 0) *out = from_compute<T>(acc);
 }
 
-__global__ void copy_columns_kernel(const char* src, char* dst, int64_t rows, int64_t cols, int64_t start,
-                                    int64_t len, int elem, bool scatter) {
+__global__ void copy_columns_kernel(const char* src, char* dst, int64_t rows, int64_t cols, int64_t start, int64_t len,
+                                    int elem, bool scatter) {
   const int64_t n = rows * len;
   GRID_STRIDE(i, n) {
     const int64_t r = i / len, c = i % len;
@@ -106,8 +111,8 @@ void binary(cpu::Binary op, const void* a, const void* b, void* out, int64_t n, 
   cudaStream_t s = stream(device);
   dispatch_device_float(dt, "binary", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    binary_kernel<T><<<grid_for(n, kThreads), kThreads, 0, s>>>(op, static_cast<const T*>(a),
-                                                                static_cast<const T*>(b), static_cast<T*>(out), n);
+    binary_kernel<T><<<grid_for(n, kThreads), kThreads, 0, s>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),
+                                                                static_cast<T*>(out), n);
   });
   CUDA_CHECK_LAUNCH();
 }

@@ -9,16 +9,20 @@ namespace serpent::cuda {
 namespace {
 cudaDataType_t cuda_type(DType dt) {
   switch (dt) {
-    case DType::f32: return CUDA_R_32F;
-    case DType::bf16: return CUDA_R_16BF;
-    case DType::f64: return CUDA_R_64F;
-    default: fail("matmul: expected f32, f64 or bf16 on the GPU, got ", dtype_name(dt));
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    case DType::f64:
+      return CUDA_R_64F;
+    default:
+      fail("matmul: expected f32, f64 or bf16 on the GPU, got ", dtype_name(dt));
   }
 }
 }  // namespace
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C,
-          DType dt, DType c_dt, bool accumulate, int device) {
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C, DType dt,
+          DType c_dt, bool accumulate, int device) {
   if (M == 0 || N == 0) return;
   cublasHandle_t h = cublas(device);
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // first cuBLAS operand: our B
@@ -35,8 +39,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const voi
   const float alpha32 = 1.0f, beta32 = accumulate ? 1.0f : 0.0f;
   const void* alpha = dt == DType::f64 ? static_cast<const void*>(&alpha64) : static_cast<const void*>(&alpha32);
   const void* beta = dt == DType::f64 ? static_cast<const void*>(&beta64) : static_cast<const void*>(&beta32);
-  CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, int(N), int(M), int(K), alpha, B, type, int(ldb), A, type, int(lda), beta,
-                            C, c_type, int(ldc), compute, CUBLAS_GEMM_DEFAULT));
+  CUBLAS_CHECK(cublasGemmEx(h, op_b, op_a, int(N), int(M), int(K), alpha, B, type, int(ldb), A, type, int(lda), beta, C,
+                            c_type, int(ldc), compute, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace serpent::cuda

@@ -11,7 +11,7 @@ namespace serpent::cuda {
 
 // A and B have dtype ab; C has dtype c (c may be f32 when ab is bf16: the product of bf16
 // operands written in f32, as weight gradients are).
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C,
-          DType ab, DType c, bool accumulate, int device);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, const void* B, void* C, DType ab,
+          DType c, bool accumulate, int device);
 
 }  // namespace serpent::cuda

@@ -30,7 +30,9 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-__device__ __forceinline__ float sigmoidf(float v) { return 1.f / (1.f + expf(-v)); }
+__device__ __forceinline__ float sigmoidf(float v) {
+  return 1.f / (1.f + expf(-v));
+}
 
 template <class T>
 __device__ __forceinline__ float load(const void* p, int64_t i) {
@@ -96,13 +98,19 @@ struct Lane {
 #pragma unroll
     for (int i = 0; i < NS; ++i) A2[i] = has_state(a, i) ? a.A[d * a.N + n(i)] * kLog2e : 0.f;
   }
-  __device__ int n(int i) const { return lane * NS + i; }
-  __device__ bool has_state(const ScanArgs& a, int i) const { return valid && n(i) < a.N; }
+  __device__ int n(int i) const {
+    return lane * NS + i;
+  }
+  __device__ bool has_state(const ScanArgs& a, int i) const {
+    return valid && n(i) < a.N;
+  }
   // (b, chunk, d, n) in a (B, nc, E, N) array and (b, chunk, d) in a (B, nc, E) one.
   __device__ int64_t chunk_state(const ScanArgs& a, int64_t chunk, int i) const {
     return ((b * nc + chunk) * a.E + d) * a.N + n(i);
   }
-  __device__ int64_t chunk_channel(const ScanArgs& a, int64_t chunk) const { return (b * nc + chunk) * a.E + d; }
+  __device__ int64_t chunk_channel(const ScanArgs& a, int64_t chunk) const {
+    return (b * nc + chunk) * a.E + d;
+  }
   // (b, segment, d, n) in the (B, L / S, E, N) checkpoints.
   __device__ int64_t checkpoint(const ScanArgs& a, int64_t seg, int i) const {
     const int64_t segs = (a.L + Shape<NS>::S - 1) / Shape<NS>::S;
@@ -219,8 +227,8 @@ __device__ __forceinline__ float advance(float (&s)[NS], const float (&A2)[NS], 
 // Forward pass 1 (when the sequence is split into chunks): each chunk's end state from zero
 // and its sum of delta.
 template <class T, int NS>
-__global__ void __launch_bounds__(kThreads) chunk_summary_kernel(ScanArgs a, int64_t TL, float* s_local,
-                                                                 float* chunk_delta) {
+__global__ void __launch_bounds__(kThreads)
+    chunk_summary_kernel(ScanArgs a, int64_t TL, float* s_local, float* chunk_delta) {
   using Sh = Shape<NS>;
   extern __shared__ float smem[];
   const Tile<NS> tile{smem, smem + 3 * Sh::S * kChannels, smem + 3 * Sh::S * kChannels + Sh::S * Sh::NP};
@@ -250,9 +258,9 @@ __global__ void __launch_bounds__(kThreads) chunk_summary_kernel(ScanArgs a, int
 // Forward pass 2: the chunk's start state from the earlier chunks' summaries, then the outputs,
 // keeping the state at every segment start for backward.
 template <class T, int NS>
-__global__ void __launch_bounds__(kThreads) chunk_output_kernel(ScanArgs a, int64_t TL, const float* s_local,
-                                                                const float* chunk_delta, float* checkpoints,
-                                                                void* out, float* last_state) {
+__global__ void __launch_bounds__(kThreads)
+    chunk_output_kernel(ScanArgs a, int64_t TL, const float* s_local, const float* chunk_delta, float* checkpoints,
+                        void* out, float* last_state) {
   using Sh = Shape<NS>;
   extern __shared__ float smem[];
   const Tile<NS> tile{smem, smem + 3 * Sh::S * kChannels, smem + 3 * Sh::S * kChannels + Sh::S * Sh::NP};
@@ -294,8 +302,8 @@ __global__ void __launch_bounds__(kThreads) chunk_output_kernel(ScanArgs a, int6
 
 // Backward pass 1 (when chunked): each chunk's reverse carry from a zero end, W = a_{t0} g_{t0}.
 template <class T, int NS>
-__global__ void __launch_bounds__(kThreads) chunk_reverse_summary_kernel(ScanArgs a, int64_t TL, const void* dout,
-                                                                         float* w_local) {
+__global__ void __launch_bounds__(kThreads)
+    chunk_reverse_summary_kernel(ScanArgs a, int64_t TL, const void* dout, float* w_local) {
   using Sh = Shape<NS>;
   extern __shared__ float smem[];
   const Tile<NS> tile{smem, smem + 5 * Sh::S * kChannels, smem + 5 * Sh::S * kChannels + Sh::S * Sh::NP};
@@ -342,13 +350,13 @@ constexpr int backward_smem_floats() {
 // the end: reload the segment's tile, recompute its states from the checkpoint (keeping every
 // K-th in shared memory), and run the reverse recurrence K steps at a time from registers.
 template <class T, int NS>
-__global__ void __launch_bounds__(kThreads) chunk_backward_kernel(ScanArgs a, int64_t TL, const void* dout,
-                                                                  BackwardBuffers buf, ScanGradArgs g) {
+__global__ void __launch_bounds__(kThreads)
+    chunk_backward_kernel(ScanArgs a, int64_t TL, const void* dout, BackwardBuffers buf, ScanGradArgs g) {
   using Sh = Shape<NS>;
   constexpr int S = Sh::S, K = Sh::K, NP = Sh::NP;
   extern __shared__ float smem[];
   const Tile<NS> tile{smem, smem + 5 * S * kChannels, smem + 5 * S * kChannels + S * NP};
-  float* sub_state = tile.Cs + S * NP;              // (S / K, NS, kThreads)
+  float* sub_state = tile.Cs + S * NP;               // (S / K, NS, kThreads)
   float* red = sub_state + (S / K) * NS * kThreads;  // (2, K, kChannels, NP): dB and dC terms
   Lane<NS> l(a, TL);
 
@@ -398,8 +406,7 @@ __global__ void __launch_bounds__(kThreads) chunk_backward_kernel(ScanArgs a, in
       for (int k = 0; k < K; ++k) {
         const int t = j * K + k;
         if (t < steps)
-          advance<NS>(s, l.A2, tile.at(kDt, t, l.ch), tile.at(kU, t, l.ch), tile.Bs + t * NP, tile.Cs + t * NP,
-                      l.lane);
+          advance<NS>(s, l.A2, tile.at(kDt, t, l.ch), tile.at(kU, t, l.ch), tile.Bs + t * NP, tile.Cs + t * NP, l.lane);
 #pragma unroll
         for (int i = 0; i < NS; ++i) st[k][i] = s[i];
       }
@@ -476,7 +483,8 @@ __global__ void __launch_bounds__(kThreads) chunk_backward_kernel(ScanArgs a, in
 // dB, dC: sum the E-block partials in order and convert to the activation dtype.
 template <class T>
 __global__ void reduce_bc_kernel(const float* partial, int64_t n_eb, int64_t count, T* dB, T* dC) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * count; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < 2 * count;
+       i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t which = i / count, j = i % count;
     float v = 0.f;
     for (int64_t e = 0; e < n_eb; ++e) v += partial[(which * n_eb + e) * count + j];
@@ -503,7 +511,9 @@ __global__ void reduce_params_kernel(const float* partial, int64_t rows, int64_t
   }
 }
 
-int states_per_lane(int64_t N) { return N <= 4 ? 1 : N <= 8 ? 2 : N <= 16 ? 4 : N <= 32 ? 8 : 16; }
+int states_per_lane(int64_t N) {
+  return N <= 4 ? 1 : N <= 8 ? 2 : N <= 16 ? 4 : N <= 32 ? 8 : 16;
+}
 
 // Calls f with the activation type tag and the states per lane as a compile-time constant.
 template <class F>
@@ -511,16 +521,20 @@ void dispatch_scan(DType act, int64_t N, F&& f) {
   SERPENT_CHECK(N >= 1 && N <= 64, "selective_scan: d_state must be in [1, 64] on the GPU, got ", N);
   auto with_ns = [&](auto* tag) {
     switch (states_per_lane(N)) {
-      case 1: return f(tag, std::integral_constant<int, 1>{});
-      case 2: return f(tag, std::integral_constant<int, 2>{});
-      case 4: return f(tag, std::integral_constant<int, 4>{});
-      case 8: return f(tag, std::integral_constant<int, 8>{});
-      default: return f(tag, std::integral_constant<int, 16>{});
+      case 1:
+        return f(tag, std::integral_constant<int, 1>{});
+      case 2:
+        return f(tag, std::integral_constant<int, 2>{});
+      case 4:
+        return f(tag, std::integral_constant<int, 4>{});
+      case 8:
+        return f(tag, std::integral_constant<int, 8>{});
+      default:
+        return f(tag, std::integral_constant<int, 16>{});
     }
   };
   if (act == DType::bf16) return with_ns(static_cast<__nv_bfloat16*>(nullptr));
-  SERPENT_CHECK(act == DType::f32, "selective_scan: activations must be f32 or bf16 on the GPU, got ",
-                dtype_name(act));
+  SERPENT_CHECK(act == DType::f32, "selective_scan: activations must be f32 or bf16 on the GPU, got ", dtype_name(act));
   return with_ns(static_cast<float*>(nullptr));
 }
 
@@ -531,7 +545,8 @@ int64_t segment_length(int64_t N) {
 
 template <class Kernel>
 void set_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+  if (bytes > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 int multiprocessors(int device) {
@@ -563,8 +578,7 @@ ScanGeometry scan_geometry(int64_t B, int64_t L, int64_t E, int64_t N, int devic
   return {T, (L + T - 1) / T, (L + S - 1) / S};
 }
 
-void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta,
-                  int device) {
+void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta, int device) {
   cudaStream_t s = stream(device);
   const ScanGeometry geo = scan_geometry(a.B, a.L, a.E, a.N, device);
   const dim3 grid(unsigned((a.E + kChannels - 1) / kChannels), unsigned(geo.chunks), unsigned(a.B));
@@ -575,7 +589,8 @@ void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkp
     const size_t smem = sizeof(float) * size_t(3 * Sh::S * kChannels + 2 * Sh::S * Sh::NP);
     float* s_local = nullptr;
     if (geo.chunks > 1) {
-      s_local = static_cast<float*>(CachingAllocator::get().allocate(sizeof(float) * a.B * geo.chunks * a.E * a.N, device));
+      s_local =
+          static_cast<float*>(CachingAllocator::get().allocate(sizeof(float) * a.B * geo.chunks * a.E * a.N, device));
       set_smem(chunk_summary_kernel<T_, NS>, smem);
       chunk_summary_kernel<T_, NS><<<grid, kThreads, smem, s>>>(a, geo.chunk_length, s_local, chunk_delta);
       CUDA_CHECK_LAUNCH();
@@ -583,8 +598,8 @@ void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkp
       CUDA_CHECK(cudaMemsetAsync(chunk_delta, 0, sizeof(float) * a.B * a.E, s));
     }
     set_smem(chunk_output_kernel<T_, NS>, smem);
-    chunk_output_kernel<T_, NS><<<grid, kThreads, smem, s>>>(a, geo.chunk_length, s_local, chunk_delta, checkpoints,
-                                                             out, last_state);
+    chunk_output_kernel<T_, NS>
+        <<<grid, kThreads, smem, s>>>(a, geo.chunk_length, s_local, chunk_delta, checkpoints, out, last_state);
     CUDA_CHECK_LAUNCH();
     if (s_local) CachingAllocator::get().release(s_local, device);
   });
@@ -617,8 +632,8 @@ void scan_backward(const ScanArgs& a, const void* dout, const float* checkpoints
         a, geo.chunk_length, dout, BackwardBuffers{checkpoints, chunk_delta, w_local, dbc, params}, g);
     CUDA_CHECK_LAUNCH();
     const int64_t count = a.B * a.L * a.N;
-    reduce_bc_kernel<T_><<<grid_for(2 * count, 256), 256, 0, s>>>(dbc, n_eb, count, static_cast<T_*>(g.dB),
-                                                                  static_cast<T_*>(g.dC));
+    reduce_bc_kernel<T_>
+        <<<grid_for(2 * count, 256), 256, 0, s>>>(dbc, n_eb, count, static_cast<T_*>(g.dB), static_cast<T_*>(g.dC));
     CUDA_CHECK_LAUNCH();
   });
   reduce_params_kernel<<<grid_for(a.E * a.N + 2 * a.E, 256), 256, 0, s>>>(params, a.B * nc, a.E, a.N, g.dA, g.dD,

@@ -49,8 +49,7 @@ ScanGeometry scan_geometry(int64_t B, int64_t L, int64_t E, int64_t N, int devic
 
 // out (B, L, E) act; last_state (B, E, N) f32; checkpoints (B, segments, E, N) f32 and
 // chunk_delta (B, chunks, E) f32 are written for backward (see scan_geometry).
-void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta,
-                  int device);
+void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta, int device);
 
 struct ScanGradArgs {
   void* du;            // (B, L, E) act
