@@ -418,4 +418,42 @@ std::string BpeTokenizer::decode_bytes(const std::vector<int32_t>& ids) const {
   return out;
 }
 
+std::string byte_tokenizer_json() {
+  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+  for (int b = 0; b < 256; ++b) {
+    std::string symbol;
+    unicode::append_utf8(symbol, alphabet().byte_char[size_t(b)]);
+    vocab[symbol] = b;
+  }
+  vocab["<|endoftext|>"] = 256;
+  const nlohmann::ordered_json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  nlohmann::ordered_json j;
+  j["version"] = "1.0";
+  j["truncation"] = nullptr;
+  j["padding"] = nullptr;
+  j["added_tokens"] = {{{"id", 256},
+                        {"content", "<|endoftext|>"},
+                        {"single_word", false},
+                        {"lstrip", false},
+                        {"rstrip", false},
+                        {"normalized", false},
+                        {"special", true}}};
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = byte_level;
+  j["post_processor"] = nullptr;
+  j["decoder"] = byte_level;
+  j["model"] = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"vocab", vocab},
+                {"merges", nlohmann::ordered_json::array()}};
+  return j.dump(2) + "\n";
+}
+
 }  // namespace serpent

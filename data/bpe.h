@@ -79,4 +79,10 @@ class BpeTokenizer : public Tokenizer {
   uint64_t serial_;  // identifies this tokenizer in the per-thread word caches
 };
 
+// A Hugging Face tokenizer.json that encodes as the ByteTokenizer does on valid UTF-8: byte-level
+// BPE whose 256 one-byte symbols are ids 0-255 in byte order, no merges, and "<|endoftext|>" an
+// added special token with id 256. (On invalid UTF-8 the two differ: Hugging Face's Python front
+// end never passes such text, and BpeTokenizer replaces it with U+FFFD first, docs/DATA.md.)
+std::string byte_tokenizer_json();
+
 }  // namespace serpent

@@ -3,6 +3,7 @@
 // here (single file, shards with an index, the reference's spelling and config, bf16 and fp16
 // files), every error case, and the MambaConfig <-> YAML model section.
 #include <sys/wait.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/bpe.h"
 #include "helpers.h"
 #include "layers/mamba.h"
 #include "layers/mamba_config_yaml.h"
@@ -346,6 +348,8 @@ TEST(HfInterop, ExportThenImportIsExact) {
   EXPECT_EQ(bc.d_model, 16);
   EXPECT_EQ(bc.n_layer, 2);
   EXPECT_NE(back.config_yaml.find("# imported by serpent import-hf from"), std::string::npos);
+  EXPECT_EQ(YAML::Load(back.config_yaml)["data"]["tokenizer"].as<std::string>(),
+            fs::absolute(out + "/tokenizer.json").lexically_normal().string());
 
   // Exporting the import again gives the same files, byte for byte (tokenizer aside).
   const std::string again = dir.file("hf2");
@@ -371,10 +375,30 @@ TEST(HfInterop, ByteTokenizerAndMissingTokenizer) {
   e.model = random_model(with_eot, 1);
   e.config_yaml = mamba_config_yaml_text(with_eot) + "data:\n  tokenizer: byte\n";
   save_checkpoint(dir.file("eot.h5"), e);
-  export_hf(dir.file("eot.h5"), dir.file("out3"));
+  notes = export_hf(dir.file("eot.h5"), dir.file("out3"));
   const json eot = json::parse(read_file(dir.file("out3/config.json")));
   EXPECT_EQ(eot["eos_token_id"], 256);
   EXPECT_EQ(eot["vocab_size"], 264);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("wrote tokenizer.json"), std::string::npos);
+  // The written tokenizer.json, read by the byte-level BPE that matches Hugging Face's ids on the
+  // tokenizer test set, encodes and decodes as the byte tokenizer.
+  const BpeTokenizer exported(dir.file("out3/tokenizer.json"));
+  const ByteTokenizer bytes;
+  EXPECT_EQ(exported.vocab_size(), 257);
+  EXPECT_EQ(exported.eot_id(), 256);
+  std::string every_ascii;
+  for (int b = 0; b < 128; ++b) every_ascii.push_back(char(b));
+  for (const std::string& text : {std::string("Hello, world!"), every_ascii,
+                                  std::string("na\xc3\xafve caf\xc3\xa9 \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac "
+                                              "\xf0\x9f\x90\x8d"),
+                                  std::string("\t\n   tabs,\r\n runs  of   spaces 12345 don't"),
+                                  std::string("one<|endoftext|>two <|endoftext|><|endoftext|>"),
+                                  read_file(data_path("pride_and_prejudice_ch1.txt"))}) {
+    const std::vector<int32_t> ids = bytes.encode(text);
+    EXPECT_EQ(exported.encode(text), ids) << text.substr(0, 40);
+    EXPECT_EQ(exported.decode_bytes(ids), text);
+  }
 
   c.config_yaml = mamba_config_yaml_text(small_config()) + "data:\n  tokenizer: " + dir.file("gone.json") + "\n";
   save_checkpoint(dir.file("gone.h5"), c);
@@ -540,6 +564,11 @@ TEST(HfInterop, TensorProblemsNameTheTensor) {
     Folder f(tmp, "extra");
     f.tensors.emplace_back("backbone.layers.0.mixer.in_proj.bias", zeros({64}));
     expect_error([&] { read_hf_dir(f.write()); }, {"unexpected tensor", "in_proj.bias", "use_bias"});
+  }
+  {
+    Folder f(tmp, "layernorm");
+    f.tensors.emplace_back("backbone.norm_f.bias", zeros({16}));
+    expect_error([&] { read_hf_dir(f.write()); }, {"unexpected tensor", "backbone.norm_f.bias", "LayerNorm"});
   }
   {
     Folder f(tmp, "conv");

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 
+#include "data/bpe.h"
 #include "layers/mamba_config_yaml.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
@@ -173,6 +174,8 @@ std::string unexpected_hint(const std::string& name) {
   if (has("in_proj.bias") || has("out_proj.bias") || has("x_proj.bias"))
     return "linear biases (use_bias true) are not supported";
   if (has("mixer.norm") || has("dt_bias")) return "it belongs to a Mamba-2 layer, which serpent does not implement";
+  if (has("norm.bias") || has("norm_f.bias"))
+    return "a norm with a bias is LayerNorm, which serpent does not implement (RMSNorm only)";
   if (has("conv1d.bias")) return "config.json says use_conv_bias false";
   return "it is not a parameter of a Mamba-1 MambaForCausalLM with this config";
 }
@@ -409,6 +412,7 @@ std::vector<std::string> export_hf(const std::string& checkpoint, const std::str
   const bool from_config = tok.empty();
   if (from_config) tok = tokenizer_from_config(c.config_yaml);
   std::string tokenizer_file;
+  bool byte_tokenizer = false;
   int64_t eos = 0;
   if (tok.empty()) {
     notes.push_back(
@@ -419,10 +423,12 @@ std::vector<std::string> export_hf(const std::string& checkpoint, const std::str
   } else if (tok == "byte") {
     // The byte tokenizer's end-of-text is id 256 (issue 3), when the vocabulary reaches it.
     eos = cfg.vocab_size > 256 ? 256 : 0;
-    notes.push_back(
-        str_cat("the model uses serpent's byte tokenizer (ids 0-255 are bytes, 256 is end-of-text), which "
-                "has no Hugging Face tokenizer.json; none was written (bos/eos/pad id ",
-                eos, ")"));
+    if (cfg.vocab_size > 256) {
+      byte_tokenizer = true;
+    } else {
+      notes.push_back(str_cat("the model uses serpent's byte tokenizer but its vocabulary (", cfg.vocab_size,
+                              ") does not hold the 257 byte tokenizer ids, so no tokenizer.json was written"));
+    }
   } else {
     SERPENT_CHECK(fs::is_regular_file(tok), "tokenizer ", tok,
                   from_config ? " (data.tokenizer in the checkpoint's config)" : "",
@@ -439,6 +445,15 @@ std::vector<std::string> export_hf(const std::string& checkpoint, const std::str
     SERPENT_CHECK(!ec, "cannot copy tokenizer ", tokenizer_file, " to ", dst.string(), ": ", ec.message());
     notes.push_back(str_cat("copied ", tokenizer_file, " as tokenizer.json (end-of-text id ", eos, ")"));
   }
+  if (byte_tokenizer) {
+    const fs::path dst = fs::path(out_dir) / "tokenizer.json";
+    std::ofstream f(dst, std::ios::binary);
+    f << byte_tokenizer_json();
+    SERPENT_CHECK(f.good(), "cannot write ", dst.string());
+    notes.push_back(
+        "wrote tokenizer.json for serpent's byte tokenizer (byte-level BPE, ids 0-255 the bytes, no merges, "
+        "<|endoftext|> = 256)");
+  }
   return notes;
 }
 
@@ -447,6 +462,14 @@ void import_hf(const std::string& in_dir, const std::string& out_checkpoint) {
   Checkpoint c;
   c.config_yaml = str_cat("# imported by serpent import-hf from ", fs::absolute(in_dir).string(), "\n",
                           mamba_config_yaml_text(m.config));
+  // The folder's tokenizer becomes data.tokenizer, so eval, generate and export-hf find it.
+  const fs::path tokenizer = fs::absolute(fs::path(in_dir) / "tokenizer.json");
+  if (fs::is_regular_file(tokenizer)) {
+    YAML::Emitter data;
+    data << YAML::BeginMap << YAML::Key << "data" << YAML::Value << YAML::BeginMap << YAML::Key << "tokenizer"
+         << YAML::Value << tokenizer.lexically_normal().string() << YAML::EndMap << YAML::EndMap;
+    c.config_yaml += str_cat(data.c_str(), "\n");
+  }
   c.model = std::move(m.tensors);
   save_checkpoint(out_checkpoint, c);
 }
