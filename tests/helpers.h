@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
+#include "core/storage.h"
 
 namespace serpent::testing {
 
@@ -55,5 +59,22 @@ void expect_error(F&& body, const std::vector<std::string>& parts) {
       EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
   }
 }
+
+// Base of the CUDA parity fixtures: skips visibly without the CUDA backend or a GPU, and draws a
+// fresh seed for each test (printed, so a failure can be replayed).
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#ifndef SERPENT_CUDA
+    GTEST_SKIP() << "built without the CUDA backend: CUDA parity tests run only in CUDA builds";
+#else
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible: CUDA parity tests run on a GPU machine";
+#endif
+    seed_ = std::random_device{}();
+    std::printf("fresh seed %llu\n", (unsigned long long)seed_);
+  }
+  uint64_t seed_ = 0;
+  const Device gpu_ = Device::cuda(0);
+};
 
 }  // namespace serpent::testing

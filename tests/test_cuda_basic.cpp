@@ -13,20 +13,7 @@ using namespace serpent::testing;
 
 namespace {
 
-class CudaBasic : public ::testing::Test {
- protected:
-  void SetUp() override {
-#ifndef SERPENT_CUDA
-    GTEST_SKIP() << "built without the CUDA backend: CUDA parity tests run only in CUDA builds";
-#else
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible: CUDA parity tests run on a GPU machine";
-#endif
-    seed_ = std::random_device{}();
-    std::printf("fresh seed %llu\n", (unsigned long long)seed_);
-  }
-  uint64_t seed_ = 0;
-  const Device gpu_ = Device::cuda(0);
-};
+class CudaBasic : public CudaTest {};
 
 double tolerance(DType dt) {
   return dt == DType::bf16 ? 1e-2 : dt == DType::f32 ? 1e-5 : 1e-12;
