@@ -3,13 +3,8 @@
 
 #include <initializer_list>
 
+#include "core/backend.h"
 #include "core/tensor.h"
-
-#ifdef SERPENT_CUDA
-#define SERPENT_ON_CUDA(...) __VA_ARGS__
-#else
-#define SERPENT_ON_CUDA(...) ::serpent::fail("this build of serpent has no CUDA backend")
-#endif
 
 namespace serpent::checks {
 

@@ -178,4 +178,8 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
   }
 }
 
+void backward(const Tensor& root, const Tensor& grad_output, bool retain_graph) {
+  backward(std::vector<Tensor>{root}, std::vector<Tensor>{grad_output}, retain_graph);
+}
+
 }  // namespace serpent::autograd

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "autograd/engine.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
@@ -29,7 +30,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) const_cast<Tensor&>(t).zero_grad();
-  sum(mul(out, w)).backward();
+  autograd::backward(sum(mul(out, w)));
 
   GradcheckResult result;
   std::ostringstream report;

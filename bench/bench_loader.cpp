@@ -11,11 +11,11 @@
 #include <filesystem>
 #include <thread>
 
+#include "cli/args.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/loader.h"
 #include "data/shard.h"
-#include "train/args.h"
 
 using namespace serpent;
 

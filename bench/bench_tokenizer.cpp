@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <thread>
 
+#include "cli/args.h"
 #include "core/error.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
-#include "train/args.h"
 
 using namespace serpent;
 

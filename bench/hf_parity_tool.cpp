@@ -8,15 +8,16 @@
 #include <fstream>
 #include <iterator>
 
+#include "autograd/engine.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "cli/args.h"
 #include "core/creation.h"
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "layers/mamba.h"
 #include "layers/mamba_config_yaml.h"
 #include "optim/adamw.h"
-#include "train/args.h"
-#include "train/checkpoint.h"
-#include "train/safetensors.h"
 
 using namespace serpent;
 
@@ -73,7 +74,7 @@ int train(const Args& args) {
     auto [x, y] = split_inputs(ids, B, L + 1);
     model.zero_grad();
     Tensor loss = model.loss(x, y);
-    loss.backward();
+    autograd::backward(loss);
     opt.step(p.get_double("lr"), clip_scale(grad_norm(model.parameters()), 1.0));
     std::fprintf(stderr, "step %lld: loss %.4f\n", (long long)s + 1, loss.item());
   }
@@ -120,7 +121,7 @@ int dump(const Args& args) {
     logits = model.forward(x).to(Device::cpu());  // (B, L, V)
   }
   const Tensor loss = model.loss(x, y);
-  loss.backward();
+  autograd::backward(loss);
 
   NamedTensors out = {{"tokens", tokens}, {"logits", logits}, {"loss", loss.detach().to(Device::cpu())}};
   for (const auto& [name, param] : model.named_parameters())

@@ -1,7 +1,7 @@
 #include "core/creation.h"
 
-#include "autograd/checks.h"
-#include "kernels/cuda/convert.h"
+#include "core/backend.h"
+#include "core/cuda/convert.h"
 
 namespace serpent {
 

@@ -4,9 +4,8 @@
 #include <cstring>
 #include <sstream>
 
-#include "autograd/engine.h"
 #ifdef SERPENT_CUDA
-#include "kernels/cuda/convert.h"
+#include "core/cuda/convert.h"
 #endif
 
 namespace serpent {
@@ -260,10 +259,6 @@ Tensor& Tensor::set_requires_grad(bool on) {
                 " tensor cannot require gradients");
   impl().requires_grad = on;
   return *this;
-}
-
-void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
-  autograd::backward({*this}, {grad_output}, retain_graph);
 }
 
 }  // namespace serpent

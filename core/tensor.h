@@ -1,6 +1,6 @@
 // Tensor: a dtype, a shape and a refcounted storage on one device, contiguous row-major.
 // The autograd fields live here too (requires_grad, grad, grad_fn) because every op needs them;
-// the graph machinery itself is in autograd/.
+// the graph machinery itself, backward() included, is in autograd/ (autograd/engine.h).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,8 @@ namespace autograd {
 struct Node;
 }
 class Tensor;
+// Tensors by name, in a meaningful order: a state dict, a checkpoint section, a bucket's members.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -92,7 +94,6 @@ class Tensor {
   void zero_grad() { impl().grad.reset(); }
   const std::shared_ptr<autograd::Node>& grad_fn() const { return impl().grad_fn; }
   bool is_leaf() const { return impl().grad_fn == nullptr; }
-  void backward(const Tensor& grad_output = Tensor(), bool retain_graph = false) const;
 
   TensorImpl& impl() const {
     SERPENT_CHECK(impl_, "use of an undefined tensor");

@@ -11,7 +11,7 @@
 
 namespace serpent {
 
-// A layer's recurrent state for generation (layers/mamba_step.h).
+// A layer's recurrent state for generation (infer/mamba_step.h).
 struct MambaLayerState {
   Tensor conv;  // (B, E, W): the conv's last W inputs, oldest first (zeros before the first token)
   Tensor ssm;   // (B, E, N): the selective scan's state after the last token

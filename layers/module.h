@@ -12,8 +12,6 @@
 
 namespace serpent {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
 class Module {
  public:
   Module() = default;

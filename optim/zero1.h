@@ -1,6 +1,6 @@
 // ZeRO-1: AdamW whose moments are sharded over the ranks of a data-parallel job.
 //
-// The shard of a rank follows the gradient buckets (train/grad_buckets.h, built with
+// The shard of a rank follows the gradient buckets (dist/grad_buckets.h, built with
 // GradReduction::reduce_scatter): every bucket is padded to a multiple of the world size W and cut
 // into W equal chunks, and rank r owns chunk r of every bucket. So that a chunk is also a
 // contiguous run of parameters, the constructor moves the parameters into one flat buffer per
@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "dist/comm.h"
+#include "dist/grad_buckets.h"
 #include "optim/adamw.h"
-#include "train/comm.h"
-#include "train/grad_buckets.h"
 
 namespace serpent {
 

@@ -10,7 +10,7 @@ TEST(Autograd, ChainAndReuseAccumulate) {
   Tensor x = from_vector<double>({0.5, -1.0, 2.0}, {3});
   x.set_requires_grad(true);
   Tensor f = sum(add(mul(x, x), exp(x)));
-  f.backward();
+  autograd::backward(f);
   std::vector<double> g = x.grad().to_vector<double>();
   EXPECT_NEAR(g[0], 1.0 + std::exp(0.5), 1e-14);
   EXPECT_NEAR(g[1], -2.0 + std::exp(-1.0), 1e-14);
@@ -24,7 +24,7 @@ TEST(Autograd, DiamondRunsEachNodeOnceAfterAllItsConsumers) {
   x.set_requires_grad(true);
   Tensor y = exp(x);
   Tensor f = sum(add(scale(y, 3.0), mul(y, y)));  // 3y + y^2 -> df/dx = (3 + 2y) y
-  f.backward();
+  autograd::backward(f);
   const double yv = std::exp(0.3);
   EXPECT_NEAR(x.grad().item(), (3 + 2 * yv) * yv, 1e-13);
 }
@@ -32,8 +32,8 @@ TEST(Autograd, DiamondRunsEachNodeOnceAfterAllItsConsumers) {
 TEST(Autograd, GradientsAccumulateAcrossBackwardCalls) {
   Tensor x = from_vector<double>({1.0, 2.0}, {2});
   x.set_requires_grad(true);
-  sum(scale(x, 2.0)).backward();
-  sum(scale(x, 3.0)).backward();
+  autograd::backward(sum(scale(x, 2.0)));
+  autograd::backward(sum(scale(x, 3.0)));
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{5.0, 5.0}));
 }
 
@@ -48,17 +48,17 @@ TEST(Autograd, SavedTensorsAreFreedAsBackwardRuns) {
     f = sum(mul(e, e));
   }
   EXPECT_FALSE(saved.expired()) << "the graph holds the intermediate until backward";
-  f.backward();
+  autograd::backward(f);
   EXPECT_TRUE(saved.expired()) << "backward should release what the graph saved";
-  expect_error([&] { f.backward(); }, {"already freed", "retain_graph"});
+  expect_error([&] { autograd::backward(f); }, {"already freed", "retain_graph"});
 }
 
 TEST(Autograd, RetainGraphAllowsASecondBackward) {
   Tensor x = from_vector<double>({2.0}, {1});
   x.set_requires_grad(true);
   Tensor f = sum(mul(x, x));
-  f.backward(Tensor(), /*retain_graph=*/true);
-  f.backward();
+  autograd::backward(f, Tensor(), /*retain_graph=*/true);
+  autograd::backward(f);
   EXPECT_EQ(x.grad().item(), 8.0);
 }
 
@@ -74,14 +74,14 @@ TEST(Autograd, NoGradGuardRecordsNothing) {
   EXPECT_TRUE(autograd::grad_enabled());
   EXPECT_FALSE(y.requires_grad());
   EXPECT_TRUE(y.is_leaf());
-  expect_error([&] { y.backward(); }, {"does not require a gradient"});
+  expect_error([&] { autograd::backward(y); }, {"does not require a gradient"});
 }
 
 TEST(Autograd, InputsWithoutGradGetNone) {
   Tensor x = from_vector<double>({1.0, 2.0}, {2});
   Tensor w = from_vector<double>({3.0, 4.0}, {2});
   w.set_requires_grad(true);
-  sum(mul(x, w)).backward();
+  autograd::backward(sum(mul(x, w)));
   EXPECT_FALSE(x.grad().defined());
   EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{1.0, 2.0}));
 }
@@ -97,7 +97,7 @@ TEST(Autograd, GradReadyHookFiresOnceWithTheCompleteGradient) {
   };
   // x reaches the loss through two paths; the hook must see both contributions.
   Tensor f = sum(add(scale(x, 2.0), mul(x, x)));
-  f.backward();
+  autograd::backward(f);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(seen, (std::vector<double>{4.0, 0.0}));
 }

@@ -10,10 +10,10 @@
 #include <fstream>
 
 #include "helpers.h"
+#include "io/checkpoint.h"
 #include "layers/mamba.h"
 #include "layers/mamba_config_yaml.h"
 #include "optim/adamw.h"
-#include "train/checkpoint.h"
 
 namespace fs = std::filesystem;
 using namespace serpent;
@@ -57,7 +57,7 @@ struct Trained {
     Tensor tgt = from_vector<int64_t>({2, 3, 4, 5, 6, 7, 8, 9}, {2, 4});
     for (int s = 0; s < 2; ++s) {
       model.zero_grad();
-      model.loss(ids, tgt).backward();
+      autograd::backward(model.loss(ids, tgt));
       opt.step(1e-2);
     }
   }

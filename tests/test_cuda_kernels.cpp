@@ -116,12 +116,12 @@ TEST_F(CudaKernels, CausalConv1dParity) {
             Tensor xg = device_leaf(x, dt, gpu_), wg = device_leaf(w, DType::f32, gpu_);
             Tensor bg = with_bias ? device_leaf(b, DType::f32, gpu_) : Tensor();
             Tensor og = causal_conv1d(xg, wg, bg, act);
-            og.backward(dout.to(dt).to(gpu_));
+            autograd::backward(og, dout.to(dt).to(gpu_));
 
             Tensor xc = host_leaf(x, dt), wc = host_leaf(w, DType::f32);
             Tensor bc = with_bias ? host_leaf(b, DType::f32) : Tensor();
             Tensor oc = causal_conv1d(xc, wc, bc, act);
-            oc.backward(rounded(dout, dt));
+            autograd::backward(oc, rounded(dout, dt));
 
             expect_close(og, oc, dt, "output");
             expect_close(xg.grad(), xc.grad(), dt, "gradient of x");
@@ -141,7 +141,7 @@ TEST_F(CudaKernels, CausalConv1dWeightGradientIsDeterministic) {
   for (int i = 0; i < 3; ++i) {
     w.zero_grad();
     b.zero_grad();
-    causal_conv1d(x, w, b, true).backward(dout);
+    autograd::backward(causal_conv1d(x, w, b, true), dout);
     dw.push_back(w.grad().to_vector<float>());
     db.push_back(b.grad().to_vector<float>());
   }
@@ -171,17 +171,17 @@ TEST_F(CudaKernels, EmbeddingParity) {
           Tensor id_host = from_vector(ids, {c.M}, id_dt);
           Tensor wg = device_leaf(w, dt, gpu_);
           Tensor og = embedding(wg, ids_on_gpu ? id_host.to(gpu_) : id_host);
-          og.backward(dout.to(dt).to(gpu_));
+          autograd::backward(og, dout.to(dt).to(gpu_));
           Tensor wc = host_leaf(w, dt);
           Tensor oc = embedding(wc, id_host);
-          oc.backward(rounded(dout, dt));
+          autograd::backward(oc, rounded(dout, dt));
           // A gather copies: exact.
           EXPECT_EQ(og.to_vector<double>(), oc.to_vector<double>());
           expect_close(wg.grad(), wc.grad(), dt, "gradient of the weight");
           if (dt == DType::f32) {
             // The sorted segment sums add each row's gradients in position order, like the cpu loop.
             Tensor w32 = w.to(DType::f32).set_requires_grad(true);
-            embedding(w32, id_host).backward(dout.to(DType::f32));
+            autograd::backward(embedding(w32, id_host), dout.to(DType::f32));
             EXPECT_EQ(wg.grad().to_vector<float>(), w32.grad().to_vector<float>());
           }
         }
@@ -233,7 +233,7 @@ TEST_F(CudaKernels, LinearCrossEntropyParity) {
     for (DType dt : {DType::f32, DType::bf16}) {
       Tensor hc = host_leaf(h, dt), wc = host_leaf(w, DType::f32);
       Tensor lc = linear_cross_entropy(hc, wc, targets, -100);
-      lc.backward(full({}, 0.7, DType::f64));
+      autograd::backward(lc, full({}, 0.7, DType::f64));
       for (bool targets_on_gpu : {false, true}) {
         SCOPED_TRACE(str_cat("M ", c.M, " D ", c.D, " V ", c.V, " chunk ", c.chunk, " ", dtype_name(dt),
                              targets_on_gpu ? " targets on the GPU" : " targets on the cpu"));
@@ -241,7 +241,7 @@ TEST_F(CudaKernels, LinearCrossEntropyParity) {
         Tensor tg = targets_on_gpu ? targets.to(DType::i32).to(gpu_) : targets;
         Tensor lg = linear_cross_entropy(hg, wg, tg, -100, c.chunk);
         ASSERT_EQ(lg.dtype(), DType::f32);
-        lg.backward(full({}, 0.7, DType::f32, gpu_));
+        autograd::backward(lg, full({}, 0.7, DType::f32, gpu_));
         EXPECT_LE(std::abs(lg.item() - lc.item()), tolerance(dt) * std::abs(lc.item()));
         expect_close(hg.grad(), hc.grad(), dt, "gradient of h");
         // f32 accumulation of bf16 products: the operands' precision bounds it.
@@ -272,7 +272,7 @@ TEST_F(CudaKernels, LinearCrossEntropyEdgeCasesAndBadTargets) {
   // All targets ignored: NaN loss and zero gradients, as on the cpu.
   Tensor loss = linear_cross_entropy(h, w, full({6}, -100, DType::i64, gpu_));
   EXPECT_TRUE(std::isnan(loss.item()));
-  loss.backward();
+  autograd::backward(loss);
   for (double g : h.grad().to_vector<double>()) EXPECT_EQ(g, 0.0);
   for (double g : w.grad().to_vector<double>()) EXPECT_EQ(g, 0.0);
   // A bad target from the host fails at once; one on the device makes the loss NaN and is reported.

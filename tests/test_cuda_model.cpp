@@ -46,8 +46,8 @@ void expect_model_parity(uint64_t seed, DType dt, double loss_tol, double grad_t
   Tensor ids = random_ids(3, 37, 97, g_data), targets = random_ids(3, 37, 97, g_data);
   Tensor lc = cpu.loss(ids, targets);
   Tensor lg = gpu.loss(ids.to(Device::cuda(0)), targets.to(Device::cuda(0)));
-  lc.backward();
-  lg.backward();
+  autograd::backward(lc);
+  autograd::backward(lg);
   EXPECT_LE(std::abs(lg.item() - lc.item()) / std::abs(lc.item()), loss_tol) << "loss " << dtype_name(dt);
   auto pc = cpu.named_parameters(), pg = gpu.named_parameters();
   for (size_t i = 0; i < pc.size(); ++i) {
@@ -81,7 +81,7 @@ TEST_F(CudaModel, TrainingStepAllocatesNothingOnceWarm) {
   auto step = [&] {
     model.zero_grad();
     Tensor loss = model.loss(ids, targets);
-    loss.backward();
+    autograd::backward(loss);
     opt.step(1e-3, grad_norm_device(params), 1.0);
   };
   step();

@@ -18,11 +18,11 @@
 #include "optim/zero1.h"
 #include "process_helpers.h"
 #include "thread_comm.h"
-#include "train/comm.h"
-#include "train/dist_env.h"
-#include "train/grad_buckets.h"
-#include "train/launch.h"
-#include "train/tcp_bootstrap.h"
+#include "dist/comm.h"
+#include "dist/dist_env.h"
+#include "dist/grad_buckets.h"
+#include "dist/launch.h"
+#include "dist/tcp_bootstrap.h"
 
 using namespace serpent;
 using namespace serpent::testing;
@@ -390,9 +390,9 @@ TEST(GradBuckets, OneRankGivesExactlyThePlainGradients) {
   buckets.zero_grad();
   for (int i = 0; i < 2; ++i) {
     auto [x, y] = batch_of(i);
-    scale(plain.loss(x, y), 0.5).backward();
+    autograd::backward(scale(plain.loss(x, y), 0.5));
     buckets.set_sync(i == 1);
-    scale(bucketed.loss(x, y), 0.5).backward();
+    autograd::backward(scale(bucketed.loss(x, y), 0.5));
   }
   buckets.finish();
   EXPECT_EQ(grads_of(bucketed), grads_of(plain));
@@ -407,7 +407,7 @@ TEST(GradBuckets, RanksGetTheMeanGradientAndReduceDuringBackward) {
       MambaLM m(tiny_config(), gen);
       for (int i = 0; i < 2; ++i) {
         auto [x, y] = batch_of(10 * r + i);
-        scale(m.loss(x, y), 0.5).backward();
+        autograd::backward(scale(m.loss(x, y), 0.5));
       }
       per_rank.push_back(grads_of(m));
     }
@@ -426,7 +426,7 @@ TEST(GradBuckets, RanksGetTheMeanGradientAndReduceDuringBackward) {
       for (int i = 0; i < 2; ++i) {
         auto [x, y] = batch_of(10 * comm.rank() + i);
         buckets.set_sync(i == 1);
-        scale(m.loss(x, y), 0.5).backward();
+        autograd::backward(scale(m.loss(x, y), 0.5));
         // Only the last micro-batch's backward reduces, and it starts every bucket itself.
         EXPECT_EQ(buckets.started_during_backward(), i == 1 ? int(buckets.buckets().size()) : 0);
       }
@@ -445,7 +445,7 @@ TEST(GradBuckets, ParametersWithoutGradientContributeZeros) {
     buckets.zero_grad();
     buckets.set_sync(true);
     // Rank 0 uses only a, rank 1 only b.
-    sum(mul(comm.rank() == 0 ? a : b, comm.rank() == 0 ? a : b)).backward();
+    autograd::backward(sum(mul(comm.rank() == 0 ? a : b, comm.rank() == 0 ? a : b)));
     buckets.finish();
     EXPECT_EQ(a.grad().to_vector<float>(), (std::vector<float>{1, 2}));  // (2a + 0) / 2
     EXPECT_EQ(b.grad().to_vector<float>(), (std::vector<float>{3}));
@@ -502,7 +502,7 @@ std::vector<std::vector<std::vector<float>>> train_rank(Communicator& comm, bool
       x = x.to(device);
       y = y.to(device);
       buckets.set_sync(i == accum - 1);
-      scale(m.loss(x, y), 1.0 / accum).backward();
+      autograd::backward(scale(m.loss(x, y), 1.0 / accum));
     }
     buckets.finish();
     autograd::NoGradGuard no_grad;

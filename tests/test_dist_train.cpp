@@ -13,8 +13,8 @@
 #include "data/shard.h"
 #include "helpers.h"
 #include "process_helpers.h"
-#include "train/checkpoint.h"
-#include "train/comm.h"
+#include "io/checkpoint.h"
+#include "dist/comm.h"
 #include "train/metrics.h"
 
 namespace fs = std::filesystem;

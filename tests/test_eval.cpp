@@ -15,8 +15,8 @@
 #include "data_helpers.h"
 #include "helpers.h"
 #include "layers/mamba_config_yaml.h"
-#include "train/checkpoint.h"
-#include "train/sampling.h"
+#include "io/checkpoint.h"
+#include "infer/sampling.h"
 
 namespace fs = std::filesystem;
 using namespace serpent;

@@ -6,8 +6,8 @@
 
 #include "autograd/node.h"
 #include "helpers.h"
-#include "layers/mamba_step.h"
-#include "train/sampling.h"
+#include "infer/mamba_step.h"
+#include "infer/sampling.h"
 
 using namespace serpent;
 using namespace serpent::testing;

@@ -51,7 +51,7 @@ TEST(Gradcheck, CastPassesTheGradientBackInTheInputsDtype) {
   Tensor w = from_vector<float>({2.0f, -0.75f, 0.125f}, {3}, DType::f32);
   Tensor y = cast(x, DType::f32);
   EXPECT_EQ(y.dtype(), DType::f32);
-  sum(mul(y, w)).backward();
+  autograd::backward(sum(mul(y, w)));
   ASSERT_EQ(x.grad().dtype(), DType::f64);
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2.0, -0.75, 0.125}));
 }

@@ -15,9 +15,9 @@
 #include "helpers.h"
 #include "layers/mamba.h"
 #include "layers/mamba_config_yaml.h"
-#include "train/checkpoint.h"
-#include "train/hf.h"
-#include "train/safetensors.h"
+#include "io/checkpoint.h"
+#include "io/hf.h"
+#include "io/safetensors.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

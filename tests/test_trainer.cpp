@@ -16,7 +16,7 @@
 #include "data/shard.h"
 #include "data_helpers.h"
 #include "helpers.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 #include "train/loss_plot.h"
 #include "train/metrics.h"
 #include "train/trainer.h"

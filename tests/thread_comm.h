@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "train/comm.h"
+#include "dist/comm.h"
 
 namespace serpent::testing {
 

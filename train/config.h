@@ -72,9 +72,9 @@ struct CheckpointConfig {
 };
 
 struct DistConfig {
-  std::string backend = "auto";  // auto, local, mpi or nccl (train/comm.h)
+  std::string backend = "auto";  // auto, local, mpi or nccl (dist/comm.h)
   bool zero1 = false;            // shard the AdamW moments over the ranks (optim/zero1.h)
-  double bucket_mb = 25;         // gradient all-reduce bucket size (train/grad_buckets.h)
+  double bucket_mb = 25;         // gradient all-reduce bucket size (dist/grad_buckets.h)
   double timeout_s = 600;        // a collective or the job's setup waiting longer ends the run
 
   bool operator==(const DistConfig&) const = default;

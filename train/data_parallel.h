@@ -4,7 +4,7 @@
 //
 // A step, on every rank:
 //   dp.zero_grad();
-//   for each micro-batch i of n: dp.set_sync(i == n - 1); loss_i.backward();
+//   for each micro-batch i of n: dp.set_sync(i == n - 1); autograd::backward(loss_i);
 //   dp.finish_backward();           // the mean gradient over ranks (or this rank's shard of it)
 //   Tensor norm = dp.grad_norm();   // the global norm, bitwise the same on every rank
 //   dp.step(lr, norm, max_norm);    // clipped AdamW update (skipped for a norm that is not
@@ -21,8 +21,8 @@
 #include "layers/mamba.h"
 #include "optim/adamw.h"
 #include "optim/zero1.h"
-#include "train/comm.h"
-#include "train/grad_buckets.h"
+#include "dist/comm.h"
+#include "dist/grad_buckets.h"
 
 namespace serpent {
 

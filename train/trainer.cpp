@@ -8,11 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "autograd/engine.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/storage.h"
 #include "layers/mamba_config_yaml.h"
-#include "train/comm.h"
+#include "dist/comm.h"
 #include "train/loss_plot.h"
 #include "train/signals.h"
 
@@ -335,7 +336,7 @@ StepResult Trainer::step() {
     Batch b = loader_->next_batch();
     Tensor loss = model_->loss(b.inputs.to(device_), b.targets.to(device_));
     dp_->set_sync(i == accum_ - 1);  // the last backward averages the gradients over the ranks
-    (accum_ == 1 ? loss : scale(loss, 1.0 / double(accum_))).backward();
+    autograd::backward(accum_ == 1 ? loss : scale(loss, 1.0 / double(accum_)));
     autograd::NoGradGuard no_grad;
     loss_sum = loss_sum.defined() ? add(loss_sum, loss.detach()) : loss.detach();
   }

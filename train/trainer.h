@@ -25,7 +25,7 @@
 // checkpoints/ (or checkpoint.dir).
 //
 // Data parallelism (docs/DISTRIBUTED.md). When a launcher started this process as one of several
-// ranks (train/dist_env.h), each rank reads its own share of every step's micro-batches
+// ranks (dist/dist_env.h), each rank reads its own share of every step's micro-batches
 // (data/loader.h), runs grad_accum_steps = global batch / (micro-batch x ranks) of them, and the
 // gradients are averaged over the ranks while backward runs (train/data_parallel.h); with
 // dist.zero1 the AdamW moments are sharded. On GPUs rank i of a node uses cuda:i. The loss,
@@ -46,11 +46,11 @@
 #include "data/loader.h"
 #include "layers/mamba.h"
 #include "optim/schedule.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 #include "train/config.h"
 #include "train/data_parallel.h"
-#include "train/dist_env.h"
-#include "train/evaluate.h"
+#include "dist/dist_env.h"
+#include "infer/evaluate.h"
 #include "train/metrics.h"
 
 namespace serpent {

@@ -18,8 +18,8 @@
 // into its own partial slot, and one block adds all partials in order in f64: deterministic.
 #include <algorithm>
 
+#include "core/cuda/common.cuh"
 #include "kernels/cuda/adamw.h"
-#include "kernels/cuda/common.cuh"
 
 namespace serpent::cuda {
 

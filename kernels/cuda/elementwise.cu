@@ -1,6 +1,6 @@
 // Elementwise kernels, the scalar sum and column copies on the GPU; CPU twins in
 // kernels/cpu/elementwise.h (same formulas, computed in f32 for bf16 and f32, f64 for f64).
-#include "kernels/cuda/common.cuh"
+#include "core/cuda/common.cuh"
 #include "kernels/cuda/elementwise.h"
 
 namespace serpent::cuda {

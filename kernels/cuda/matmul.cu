@@ -1,7 +1,7 @@
 // Row-major matrix products through cuBLAS. cuBLAS is column-major, and a row-major (M, N)
 // matrix is the column-major (N, M) matrix of the same bytes, so C = op(A) op(B) is computed as
 // C^T = op(B)^T op(A)^T with the operands swapped: no copies, only flags and leading dimensions.
-#include "kernels/cuda/common.cuh"
+#include "core/cuda/common.cuh"
 #include "kernels/cuda/matmul.h"
 
 namespace serpent::cuda {

@@ -2,7 +2,7 @@
 // columns with 8 rows of threads: thread row r adds parts r, r + 8, r + 16, ... in order, then
 // the 8 sums are added in order by the first row. Loads are coalesced along the columns, and each
 // thread has only parts / 8 dependent adds, which keeps a few hundred partials cheap.
-#include "kernels/cuda/common.cuh"
+#include "core/cuda/common.cuh"
 #include "kernels/cuda/partials.h"
 
 namespace serpent::cuda {

@@ -11,7 +11,7 @@
 // itself reads only shared memory, and its outputs are staged there and written back coalesced.
 #include <algorithm>
 
-#include "kernels/cuda/common.cuh"
+#include "core/cuda/common.cuh"
 #include "kernels/cuda/selective_scan.h"
 
 namespace serpent::cuda {

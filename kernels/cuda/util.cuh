@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/cuda/common.cuh"
+#include "core/cuda/common.cuh"
 
 namespace serpent::cuda {
 

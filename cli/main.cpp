@@ -1,0 +1,38 @@
+// serpent: train, evaluate and sample Mamba language models. See `serpent --help`.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+void print_usage() {
+  std::printf("usage: serpent <command> [options]   (serpent <command> --help for each)\n\ncommands:\n");
+  for (const auto& c : serpent::commands()) std::printf("  %-11s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string name = argv[1];
+  for (const auto& c : serpent::commands()) {
+    if (name != c.name) continue;
+    try {
+      return c.run(serpent::Args(argv + 2, argv + argc));
+    } catch (const serpent::Error& e) {
+      std::fprintf(stderr, "serpent %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "serpent %s: internal error: %s\n", c.name, e.what());
+      return 3;
+    }
+  }
+  std::fprintf(stderr, "serpent: unknown command '%s' (see serpent --help)\n", name.c_str());
+  return 2;
+}
