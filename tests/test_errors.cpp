@@ -59,7 +59,7 @@ TEST(BadInput, InvalidModelConfig) {
   MambaConfig c = byte_config();
   c.d_state = 0;
   Generator gen(1);
-  expect_error([&] { MambaLM m(c, gen); }, {"model.d_state", "positive", "0"});
+  expect_error([&] { MambaLM m(c, gen); }, {"model.d_state", "must be >= 1", "got 0"});
   c = byte_config();
   c.bias = true;
   expect_error([&] { MambaLM m(c, gen); }, {"model.bias"});

@@ -251,7 +251,7 @@ TEST(ModelYaml, RoundTripsEveryField) {
 
 TEST(ModelYaml, ErrorsNameTheKey) {
   expect_error([] { mamba_config_from_config_text("model:\n  d_modle: 64\n", "cfg.yaml"); },
-               {"cfg.yaml", "model.d_modle", "unknown key", "did you mean model.d_model"});
+               {"cfg.yaml", "model.d_modle", "unknown key", "did you mean 'model.d_model'"});
   expect_error([] { mamba_config_from_config_text("model:\n  d_model: wide\n", "cfg.yaml"); },
                {"model.d_model", "integer", "wide"});
   expect_error([] { mamba_config_from_config_text("model:\n  rms_norm: 3\n", "cfg.yaml"); }, {"model.rms_norm"});

@@ -3,96 +3,24 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <fstream>
-#include <limits>
 #include <sstream>
-#include <type_traits>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/key_table.h"
 
 namespace serpent {
 
 namespace {
 
-constexpr const char* kSections[] = {"model", "data", "train", "optim", "eval", "checkpoint", "dist", "log"};
-
-// What values a key accepts beyond its type. Numbers: a closed or open interval. Strings: a fixed
-// set of words, non-empty, or a device name. Integers with auto_zero read "auto" as 0.
-struct Spec {
-  double lo = -std::numeric_limits<double>::infinity();
-  double hi = std::numeric_limits<double>::infinity();
-  bool lo_open = false, hi_open = false;
-  std::vector<std::string> choices;
-  bool nonempty = false;
-  bool device = false;
-  bool auto_zero = false;
-};
-
-Spec any() {
-  return {};
-}
-Spec at_least(double lo) {
-  Spec s;
-  s.lo = lo;
-  return s;
-}
-Spec positive() {
-  Spec s = at_least(0);
-  s.lo_open = true;
-  return s;
-}
-Spec interval(double lo, double hi, bool lo_open, bool hi_open) {
-  Spec s = at_least(lo);
-  s.hi = hi;
-  s.lo_open = lo_open;
-  s.hi_open = hi_open;
-  return s;
-}
-Spec nonempty() {
-  Spec s;
-  s.nonempty = true;
-  return s;
-}
-Spec one_of(std::vector<std::string> words) {
-  Spec s = nonempty();
-  s.choices = std::move(words);
-  return s;
-}
-Spec device_name() {
-  Spec s = nonempty();
-  s.device = true;
-  return s;
-}
-Spec rank_or_auto() {
-  Spec s = at_least(1);
-  s.auto_zero = true;
-  return s;
-}
+using namespace keys;
 
 // The one table of keys: every operation (parse, set, validate, dump, list) walks it. C is Config
 // or const Config; f(key, member, spec).
 template <class C, class F>
 void for_each_key(C& c, F&& f) {
-  f("model.d_model", c.model.d_model, at_least(1));
-  f("model.n_layer", c.model.n_layer, at_least(1));
-  f("model.vocab_size", c.model.vocab_size, at_least(1));
-  f("model.d_state", c.model.d_state, at_least(1));
-  f("model.d_conv", c.model.d_conv, at_least(1));
-  f("model.expand", c.model.expand, at_least(1));
-  f("model.dt_rank", c.model.dt_rank, rank_or_auto());
-  f("model.dt_min", c.model.dt_min, positive());
-  f("model.dt_max", c.model.dt_max, positive());
-  f("model.dt_init_floor", c.model.dt_init_floor, positive());
-  f("model.conv_bias", c.model.conv_bias, any());
-  f("model.bias", c.model.bias, any());
-  f("model.rms_norm", c.model.rms_norm, any());
-  f("model.norm_epsilon", c.model.norm_epsilon, positive());
-  f("model.residual_in_fp32", c.model.residual_in_fp32, any());
-  f("model.tie_embeddings", c.model.tie_embeddings, any());
-  f("model.pad_vocab_size_multiple", c.model.pad_vocab_size_multiple, at_least(1));
+  for_each_model_key(c.model, f);
 
   f("data.path", c.data.path, nonempty());
   f("data.tokenizer", c.data.tokenizer, nonempty());
@@ -135,251 +63,39 @@ void for_each_key(C& c, F&& f) {
   f("log.runs_dir", c.log.runs_dir, nonempty());
 }
 
-// Shortest text that reads back to the same double. An exponent gets a decimal point in front
-// (1.0e-05, not 1e-05) so that YAML 1.1 readers such as PyYAML also see a number.
-std::string format_number(double v) {
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, res.ptr);
-  const size_t e = s.find('e');
-  if (e != std::string::npos && s.find('.') == std::string::npos) s.insert(e, ".0");
-  return s;
-}
-
-std::string join(const std::vector<std::string>& words, const char* sep) {
-  std::string out;
-  for (size_t i = 0; i < words.size(); ++i) {
-    if (i) out += sep;
-    out += words[i];
+struct ConfigTable {
+  template <class C, class F>
+  void operator()(C& c, F&& f) const {
+    for_each_key(c, f);
   }
-  return out;
-}
+};
 
-// What a key of this C++ type is, for "expects ..." messages.
-template <class T>
-std::string type_name(const Spec& spec) {
-  if constexpr (std::is_same_v<T, int64_t>) return spec.auto_zero ? "a positive integer or auto" : "an integer";
-  if constexpr (std::is_same_v<T, double>) return "a number";
-  if constexpr (std::is_same_v<T, bool>) return "true or false";
-  if constexpr (std::is_same_v<T, std::string>) return "a string";
-  if constexpr (std::is_same_v<T, std::array<double, 2>>) return "a list of two numbers, like [0.9, 0.95]";
-}
-
-// "" when v is within spec, otherwise what is wrong ("must be > 0").
-std::string number_problem(double v, const Spec& spec) {
-  const bool low_ok = spec.lo_open ? v > spec.lo : v >= spec.lo;
-  const bool high_ok = spec.hi_open ? v < spec.hi : v <= spec.hi;
-  if (low_ok && high_ok) return "";
-  if (std::isinf(spec.hi)) return str_cat("must be ", spec.lo_open ? "> " : ">= ", format_number(spec.lo));
-  return str_cat("must be in ", spec.lo_open ? "(" : "[", format_number(spec.lo), ", ", format_number(spec.hi),
-                 spec.hi_open ? ")" : "]");
-}
-
-template <class T>
-std::string range_problem(const T& v, const Spec& spec) {
-  if constexpr (std::is_same_v<T, int64_t>) {
-    if (spec.auto_zero && v == 0) return "";
-    std::string p = number_problem(double(v), spec);
-    return p.empty() || !spec.auto_zero ? p : p + " or auto";
-  } else if constexpr (std::is_same_v<T, double>) {
-    return number_problem(v, spec);
-  } else if constexpr (std::is_same_v<T, std::array<double, 2>>) {
-    for (double x : v)
-      if (std::string p = number_problem(x, spec); !p.empty()) return "entries " + p;
-    return "";
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    if (spec.nonempty && v.empty()) return "must not be empty";
-    if (!spec.choices.empty() && std::find(spec.choices.begin(), spec.choices.end(), v) == spec.choices.end())
-      return "must be one of " + join(spec.choices, ", ");
-    if (spec.device) {
-      try {
-        Device::parse(v);
-      } catch (const Error&) {
-        return "must be cpu, cuda or cuda:N";
-      }
-    }
-    return "";
-  } else {
-    return "";
-  }
-}
-
-template <class T>
-std::string value_text(const T& v, const Spec& spec) {
-  if constexpr (std::is_same_v<T, int64_t>) return spec.auto_zero && v == 0 ? "auto" : std::to_string(v);
-  if constexpr (std::is_same_v<T, double>) return format_number(v);
-  if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
-  if constexpr (std::is_same_v<T, std::string>) return "'" + v + "'";
-  if constexpr (std::is_same_v<T, std::array<double, 2>>)
-    return str_cat("[", format_number(v[0]), ", ", format_number(v[1]), "]");
-}
-
-bool parse_double(const std::string& s, double* out) {
-  const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
-  auto res = std::from_chars(begin, s.data() + s.size(), *out);
-  return res.ec == std::errc() && res.ptr == s.data() + s.size() && std::isfinite(*out);
-}
-
-// Integers may be written in exponent form (max_tokens: 3e11) when the value is exact.
-bool parse_int(const std::string& s, int64_t* out) {
-  const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
-  auto res = std::from_chars(begin, s.data() + s.size(), *out);
-  if (res.ec == std::errc() && res.ptr == s.data() + s.size()) return true;
-  double d;
-  if (!parse_double(s, &d) || d != std::floor(d) || std::fabs(d) > 9007199254740992.0) return false;
-  *out = int64_t(d);
-  return true;
-}
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Null:
-      return "an empty value";
-    case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
-    default:
-      return "nothing";
-  }
-}
-
-// Reads node into value with T's type; false when the node does not hold one.
-template <class T>
-bool read_value(const YAML::Node& node, T& value, const Spec& spec) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (node.IsNull()) {
-      value.clear();
-      return true;
-    }
-    if (!node.IsScalar()) return false;
-    value = node.Scalar();
-    return true;
-  } else if constexpr (std::is_same_v<T, std::array<double, 2>>) {
-    if (!node.IsSequence() || node.size() != 2) return false;
-    std::array<double, 2> v;
-    for (size_t i = 0; i < 2; ++i)
-      if (!node[i].IsScalar() || !parse_double(node[i].Scalar(), &v[i])) return false;
-    value = v;
-    return true;
-  } else {
-    if (!node.IsScalar()) return false;
-    const std::string& s = node.Scalar();
-    if constexpr (std::is_same_v<T, int64_t>) {
-      if (spec.auto_zero && s == "auto") {
-        value = 0;
-        return true;
-      }
-      int64_t v;
-      if (!parse_int(s, &v) || (spec.auto_zero && v == 0)) return false;
-      value = v;
-      return true;
-    } else if constexpr (std::is_same_v<T, double>) {
-      return parse_double(s, &value);
-    } else if constexpr (std::is_same_v<T, bool>) {
-      if (s == "true" || s == "True" || s == "TRUE")
-        value = true;
-      else if (s == "false" || s == "False" || s == "FALSE")
-        value = false;
-      else
-        return false;
-      return true;
-    }
-  }
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
+const std::vector<std::string>& sections() {
+  static const std::vector<std::string> all = sections_of(config_keys());
+  return all;
 }
 
 bool is_section(const std::string& name) {
-  return std::find(std::begin(kSections), std::end(kSections), name) != std::end(kSections);
-}
-
-std::string leaf_of(const std::string& key) {
-  const size_t dot = key.rfind('.');
-  return dot == std::string::npos ? key : key.substr(dot + 1);
-}
-
-// The valid key nearest to an unknown one. A key whose name exists in other sections gets the
-// closest of those (train.lr -> optim.lr, chekpoint.every -> checkpoint.every). Otherwise the
-// least edit distance relative to length, so a truncated name finds its long form
-// (optim.warmup -> optim.warmup_steps): among the keys of its section when the section is
-// valid, among all keys when it is not, and among the sections for a top-level name.
-std::string nearest_key(const std::string& unknown) {
-  const std::vector<std::string> keys = config_keys();
-  const size_t dot = unknown.find('.');
-  const std::string section = dot == std::string::npos ? "" : unknown.substr(0, dot), leaf = leaf_of(unknown);
-  std::vector<std::string> candidates;
-  for (const std::string& k : keys)
-    if (leaf_of(k) == leaf) candidates.push_back(k);
-  bool compare_leaves = false;
-  if (candidates.empty()) {
-    if (dot == std::string::npos) {
-      candidates.assign(std::begin(kSections), std::end(kSections));
-    } else {
-      compare_leaves = is_section(section);
-      for (const std::string& k : keys)
-        if (!compare_leaves || k.rfind(section + ".", 0) == 0) candidates.push_back(k);
-    }
-  }
-  std::string best;
-  double best_score = 0;
-  for (const std::string& k : candidates) {
-    const std::string a = compare_leaves ? leaf : unknown, b = compare_leaves ? leaf_of(k) : k;
-    const double score = double(edit_distance(a, b)) / double(std::max(a.size(), b.size()));
-    if (best.empty() || score < best_score) {
-      best = k;
-      best_score = score;
-    }
-  }
-  return best;
-}
-
-[[noreturn]] void unknown_key(const std::string& where, const std::string& key) {
-  fail(where, ": unknown key '", key, "' (did you mean '", nearest_key(key), "'?)");
+  return std::find(sections().begin(), sections().end(), name) != sections().end();
 }
 
 // Sets `key` from node; `where` names the source (file or --set) in errors.
 void assign(Config& c, const std::string& where, const std::string& key, const YAML::Node& node) {
-  bool found = false;
-  for_each_key(c, [&](const char* name, auto& member, const Spec& spec) {
-    if (found || key != name) return;
-    found = true;
-    using T = std::remove_cvref_t<decltype(member)>;
-    T value = member;
-    SERPENT_CHECK(read_value(node, value, spec), where, ": ", key, " expects ", type_name<T>(spec), ", got ",
-                  describe(node));
-    const std::string problem = range_problem(value, spec);
-    SERPENT_CHECK(problem.empty(), where, ": ", key, " ", problem, ", got ", value_text(value, spec));
-    member = value;
-  });
-  if (found) return;
+  if (assign_key(c, ConfigTable{}, where, key, node)) return;
+  const std::vector<std::string>& keys = config_keys();
   if (is_section(key)) {
-    const std::vector<std::string> keys = config_keys();
     const auto first =
         std::find_if(keys.begin(), keys.end(), [&](const std::string& k) { return k.rfind(key + ".", 0) == 0; });
     fail(where, ": '", key, "' is a section; set one of its keys, like ", *first);
   }
-  unknown_key(where, key);
+  unknown_key(where, key, keys);
 }
 
 }  // namespace
 
-std::vector<std::string> config_keys() {
-  std::vector<std::string> keys;
-  const Config c;
-  for_each_key(c, [&](const char* name, const auto&, const Spec&) { keys.push_back(name); });
+const std::vector<std::string>& config_keys() {
+  static const Config defaults;
+  static const std::vector<std::string> keys = keys_of(defaults, ConfigTable{});
   return keys;
 }
 
@@ -392,11 +108,11 @@ Config Config::parse(const std::string& yaml_text, const std::string& source) {
   }
   Config c;
   if (root.IsNull()) return c;
-  SERPENT_CHECK(root.IsMap(), source, ": expected a map of sections (",
-                join({std::begin(kSections), std::end(kSections)}, ", "), "), got ", describe(root));
+  SERPENT_CHECK(root.IsMap(), source, ": expected a map of sections (", join(sections(), ", "), "), got ",
+                describe(root));
   for (const auto& section : root) {
     const std::string name = section.first.Scalar();
-    if (!is_section(name)) unknown_key(source, name);
+    if (!is_section(name)) unknown_key(source, name, config_keys());
     const YAML::Node& body = section.second;
     if (body.IsNull()) continue;
     SERPENT_CHECK(body.IsMap(), source, ": section '", name, "' must be a map of keys, got ", describe(body));
@@ -440,10 +156,7 @@ void Config::set(const std::string& key, const std::string& value) {
 }
 
 void Config::validate() const {
-  for_each_key(*this, [](const char* name, const auto& member, const Spec& spec) {
-    const std::string problem = range_problem(member, spec);
-    SERPENT_CHECK(problem.empty(), name, " ", problem, ", got ", value_text(member, spec));
-  });
+  for_each_key(*this, [](const char* name, const auto& member, const Spec& spec) { check_range(name, member, spec); });
   model.validate();
   SERPENT_CHECK(data.tokenizer != "byte" || model.vocab_size >= 257, "model.vocab_size ", model.vocab_size,
                 " is smaller than the byte tokenizer's 257 ids (256 bytes and end-of-text; data.tokenizer is byte)");
@@ -472,15 +185,8 @@ std::string Config::to_yaml() const {
       out << YAML::Key << section << YAML::Value << YAML::BeginMap;
       open_section = section;
     }
-    out << YAML::Key << leaf_of(key) << YAML::Value;
-    using T = std::remove_cvref_t<decltype(member)>;
-    if constexpr (std::is_same_v<T, std::string>) {
-      out << YAML::DoubleQuoted << member;
-    } else if constexpr (std::is_same_v<T, std::array<double, 2>>) {
-      out << YAML::Flow << YAML::BeginSeq << format_number(member[0]) << format_number(member[1]) << YAML::EndSeq;
-    } else {
-      out << value_text(member, spec);
-    }
+    out << YAML::Key << key.substr(section.size() + 1) << YAML::Value;
+    emit(out, member, spec);
   });
   out << YAML::EndMap << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

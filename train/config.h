@@ -1,8 +1,10 @@
 // The training configuration: a YAML file with sections model, data, train, optim, eval,
 // checkpoint, dist and log (every key, its default and its range are in docs/CONFIG.md), then
-// `--set section.key=value` overrides. Parsing is driven by one table of keys (config.cpp), so an
-// unknown key, a value of the wrong type or out of range is a serpent::Error of one line that
-// names the key by its dotted path (and, when unknown, the nearest valid key). The resolved
+// `--set section.key=value` overrides. Parsing is driven by one table of keys (config.cpp, which
+// takes the model section's keys from layers/mamba_config.h) and the shared codec of
+// core/key_table.h, so an unknown key, a value of the wrong type or out of range is a
+// serpent::Error of one line that names the key by its dotted path (and, when unknown, the
+// nearest valid key). The resolved
 // config dumps back to YAML that parses to the identical config; that text goes into the run
 // folder and into every checkpoint.
 #pragma once
@@ -129,6 +131,6 @@ struct Config {
 };
 
 // Every key as its dotted path, in the order the YAML dump lists them.
-std::vector<std::string> config_keys();
+const std::vector<std::string>& config_keys();
 
 }  // namespace serpent

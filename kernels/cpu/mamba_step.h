@@ -1,5 +1,5 @@
 // One token of Mamba's recurrence on the host: the per-token form of the causal conv1d
-// (kernels/cpu/conv1d.h) and of the selective scan (kernels/cpu/selective_scan.h), so generation
+// (kernels/cpu/causal_conv1d.h) and of the selective scan (kernels/cpu/selective_scan.h), so generation
 // costs the same work for every new token however long the context already is.
 //
 // Conv: the state holds each channel's last W inputs, oldest first. A step shifts the window by

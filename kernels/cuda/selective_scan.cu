@@ -557,7 +557,7 @@ int multiprocessors(int device) {
 
 }  // namespace
 
-int64_t scan_chunk_length(int64_t L, int64_t N, int64_t blocks_per_chunk, int sms) {
+int64_t selective_scan_chunk_length(int64_t L, int64_t N, int64_t blocks_per_chunk, int sms) {
   // Chunking costs a second pass over the states (the chunk summaries), so time is cut only when
   // batch x channel blocks alone cannot give two resident blocks per multiprocessor; then into
   // enough chunks for about four, each a whole number of segments. Measured on an H200: one
@@ -571,16 +571,16 @@ int64_t scan_chunk_length(int64_t L, int64_t N, int64_t blocks_per_chunk, int sm
   return (segs + nc - 1) / nc * S;
 }
 
-ScanGeometry scan_geometry(int64_t B, int64_t L, int64_t E, int64_t N, int device) {
+SelectiveScanGeometry selective_scan_geometry(int64_t B, int64_t L, int64_t E, int64_t N, int device) {
   const int64_t blocks = B * ((E + kChannels - 1) / kChannels);
-  const int64_t T = scan_chunk_length(L, N, blocks, multiprocessors(device));
+  const int64_t T = selective_scan_chunk_length(L, N, blocks, multiprocessors(device));
   const int64_t S = segment_length(N);
   return {T, (L + T - 1) / T, (L + S - 1) / S};
 }
 
-void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta, int device) {
+void selective_scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta, int device) {
   cudaStream_t s = stream(device);
-  const ScanGeometry geo = scan_geometry(a.B, a.L, a.E, a.N, device);
+  const SelectiveScanGeometry geo = selective_scan_geometry(a.B, a.L, a.E, a.N, device);
   const dim3 grid(unsigned((a.E + kChannels - 1) / kChannels), unsigned(geo.chunks), unsigned(a.B));
   dispatch_scan(a.act, a.N, [&](auto* tag, auto ns) {
     using T_ = std::remove_pointer_t<decltype(tag)>;
@@ -605,10 +605,10 @@ void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkp
   });
 }
 
-void scan_backward(const ScanArgs& a, const void* dout, const float* checkpoints, const float* chunk_delta,
+void selective_scan_backward(const ScanArgs& a, const void* dout, const float* checkpoints, const float* chunk_delta,
                    const ScanGradArgs& g, int device) {
   cudaStream_t s = stream(device);
-  const ScanGeometry geo = scan_geometry(a.B, a.L, a.E, a.N, device);
+  const SelectiveScanGeometry geo = selective_scan_geometry(a.B, a.L, a.E, a.N, device);
   const int64_t n_eb = (a.E + kChannels - 1) / kChannels, nc = geo.chunks;
   const dim3 grid(unsigned(n_eb), unsigned(nc), unsigned(a.B));
   auto& alloc = CachingAllocator::get();

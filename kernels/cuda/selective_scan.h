@@ -41,15 +41,15 @@ struct ScanArgs {
 
 // How a scan is cut: time chunks that run in parallel (when batch x channels cannot fill the
 // GPU alone) and the segments whose start states the forward keeps for backward.
-struct ScanGeometry {
+struct SelectiveScanGeometry {
   int64_t chunk_length, chunks, segments;
 };
-int64_t scan_chunk_length(int64_t L, int64_t N, int64_t blocks_per_chunk, int sms);
-ScanGeometry scan_geometry(int64_t B, int64_t L, int64_t E, int64_t N, int device);
+int64_t selective_scan_chunk_length(int64_t L, int64_t N, int64_t blocks_per_chunk, int sms);
+SelectiveScanGeometry selective_scan_geometry(int64_t B, int64_t L, int64_t E, int64_t N, int device);
 
 // out (B, L, E) act; last_state (B, E, N) f32; checkpoints (B, segments, E, N) f32 and
-// chunk_delta (B, chunks, E) f32 are written for backward (see scan_geometry).
-void scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta, int device);
+// chunk_delta (B, chunks, E) f32 are written for backward (see selective_scan_geometry).
+void selective_scan_forward(const ScanArgs& a, void* out, float* last_state, float* checkpoints, float* chunk_delta, int device);
 
 struct ScanGradArgs {
   void* du;            // (B, L, E) act
@@ -63,7 +63,7 @@ struct ScanGradArgs {
 };
 
 // dout (B, L, E) act. Uses the forward's checkpoints and chunk_delta.
-void scan_backward(const ScanArgs& a, const void* dout, const float* checkpoints, const float* chunk_delta,
+void selective_scan_backward(const ScanArgs& a, const void* dout, const float* checkpoints, const float* chunk_delta,
                    const ScanGradArgs& g, int device);
 
 }  // namespace serpent::cuda

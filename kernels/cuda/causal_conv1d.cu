@@ -1,5 +1,5 @@
 // Causal depthwise conv1d over time with fused SiLU, forward and backward, on the GPU. The CPU
-// twin is kernels/cpu/conv1d.h; the math, per batch b and channel e:
+// twin is kernels/cpu/causal_conv1d.h; the math, per batch b and channel e:
 //   pre[t] = bias + sum_{k<W} weight[k] * x[t - W + 1 + k]     (x = 0 before t = 0)
 //   out[t] = silu(pre[t]) or pre[t]
 // Backward, with dpre[t] = dout[t] * silu'(pre[t]) (pre recomputed from x, never stored):
@@ -16,7 +16,7 @@
 // The weight and bias gradients reduce over batch and time. Each thread writes its chunk's sums
 // into its own slot of a partials buffer (one row per (batch, chunk)), and sum_partials adds the
 // rows in a fixed order: deterministic, no float atomics.
-#include "kernels/cuda/conv1d.h"
+#include "kernels/cuda/causal_conv1d.h"
 #include "kernels/cuda/partials.h"
 #include "kernels/cuda/util.cuh"
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/conv1d.h"
+#include "kernels/cpu/causal_conv1d.h"
 
 #include <algorithm>
 #include <vector>

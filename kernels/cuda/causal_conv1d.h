@@ -1,5 +1,5 @@
-// Causal depthwise conv1d with fused SiLU on the GPU (kernels/cuda/conv1d.cu); the CPU twin and
-// the math are in kernels/cpu/conv1d.h. The activations x, out, dout and dx are f32 or bf16 (all
+// Causal depthwise conv1d with fused SiLU on the GPU (kernels/cuda/causal_conv1d.cu); the CPU twin and
+// the math are in kernels/cpu/causal_conv1d.h. The activations x, out, dout and dx are f32 or bf16 (all
 // the same dtype, x_dt); weight, bias and their gradients are f32. Widths 1 to kMaxConvWidth.
 #pragma once
 

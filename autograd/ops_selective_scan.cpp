@@ -37,7 +37,7 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
                                bool delta_softplus) {
   const int64_t B = u.size(0), L = u.size(1), E = u.size(2), N = A.size(1);
   const Device dev = u.device();
-  const cuda::ScanGeometry geo = cuda::scan_geometry(B, L, E, N, dev.index);
+  const cuda::SelectiveScanGeometry geo = cuda::selective_scan_geometry(B, L, E, N, dev.index);
   const Tensor su = u.detach(), sdelta = delta.detach(), sA = A.detach(), sB = Bm.detach(), sC = Cm.detach();
   const Tensor sD = D.defined() ? D.detach() : Tensor(), sz = z.defined() ? z.detach() : Tensor();
   const Tensor sbias = delta_bias.defined() ? delta_bias.detach() : Tensor();
@@ -59,7 +59,7 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
   Tensor last = Tensor::empty({B, E, N}, DType::f32, dev);
   Tensor checkpoints = Tensor::empty({B, geo.segments, E, N}, DType::f32, dev);
   Tensor chunk_delta = Tensor::empty({B, geo.chunks, E}, DType::f32, dev);
-  cuda::scan_forward(args, y.data_ptr(), last.data<float>(), checkpoints.data<float>(), chunk_delta.data<float>(),
+  cuda::selective_scan_forward(args, y.data_ptr(), last.data<float>(), checkpoints.data<float>(), chunk_delta.data<float>(),
                      dev.index);
   autograd::record("selective_scan", y, {u, delta, A, Bm, Cm, D, z, delta_bias},
                    [args, su, sdelta, sA, sB, sC, sD, sz, sbias, checkpoints,
@@ -78,7 +78,7 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
                                                  dD.defined() ? dD.data<float>() : nullptr,
                                                  dz.defined() ? dz.data_ptr() : nullptr,
                                                  dbias.defined() ? dbias.data<float>() : nullptr};
-                     cuda::scan_backward(args, g[0].data_ptr(), checkpoints.data<float>(), chunk_delta.data<float>(),
+                     cuda::selective_scan_backward(args, g[0].data_ptr(), checkpoints.data<float>(), chunk_delta.data<float>(),
                                          ga, dev_index);
                      return {du, ddelta, dA, dB, dC, dD, dz, dbias};
                    });

@@ -1,10 +1,10 @@
-// Causal depthwise conv1d with optional fused SiLU (kernels/cpu/conv1d.h has the math; the GPU
-// kernel is kernels/cuda/conv1d.h).
+// Causal depthwise conv1d with optional fused SiLU (kernels/cpu/causal_conv1d.h has the math; the GPU
+// kernel is kernels/cuda/causal_conv1d.h).
 #include "autograd/checks.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
-#include "kernels/cpu/conv1d.h"
-#include "kernels/cuda/conv1d.h"
+#include "kernels/cpu/causal_conv1d.h"
+#include "kernels/cuda/causal_conv1d.h"
 
 namespace serpent {
 
