@@ -69,7 +69,7 @@ struct ScanOutput {
   Tensor y;           // (B, L, E): gated output when z is given
   Tensor last_state;  // (B, E, N) fp32-or-input dtype, not differentiable
 };
-// The Mamba-1 selective scan with the discretization fused (DESIGN.md §3):
+// The Mamba-1 selective scan with the discretization fused (docs/DESIGN.md, "The selective scan"):
 // delta = softplus?(delta + delta_bias); s_t = exp(delta_t A) s_{t-1} + delta_t B_t u_t;
 // y_t = C_t . s_t + D u_t; out = y * silu(z).
 // u, delta, z (B, L, E); A (E, N); Bm, Cm (B, L, N); D, delta_bias (E). D, z, delta_bias optional.

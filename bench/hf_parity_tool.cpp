@@ -1,4 +1,4 @@
-// The C++ half of tools/hf_parity.py (issue 7's parity check against transformers):
+// The C++ half of tools/hf_parity.py (the parity check against transformers, docs/INTEROP.md):
 //   hf_parity_tool train --text FILE --out CKPT [...]
 //       a small byte-level MambaLM trained a few AdamW steps on FILE, saved as a full checkpoint;
 //   hf_parity_tool dump --checkpoint CKPT --tokens TOKENS.safetensors --out DUMP.safetensors

@@ -1,4 +1,4 @@
-// Token shards in llm.c's format (DESIGN.md section 4): a header of 256 little-endian int32
+// Token shards in llm.c's format (docs/DATA.md, "Token shards"): a header of 256 little-endian int32
 // (1024 bytes) -- [0] magic, [1] version, [2] number of tokens, the rest zero -- then the tokens.
 //   magic 20240520, version 1: uint16 tokens (vocabularies up to 65536 ids, GPT-2, GPT-NeoX);
 //   magic 20240801, version 7: uint32 tokens (larger vocabularies).

@@ -1,4 +1,4 @@
-// Checkpoints: one HDF5 file per save (DESIGN.md §4), readable with h5py.
+// Checkpoints: one HDF5 file per save (docs/CHECKPOINTS.md), readable with h5py.
 //
 //   /model/<parameter name>            f32, Hugging Face names ("backbone.layers.0.mixer.A_log")
 //   /optim/<parameter>.exp_avg         f32 AdamW moments (the group is absent in model-only files)

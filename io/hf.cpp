@@ -421,7 +421,7 @@ std::vector<std::string> export_hf(const std::string& checkpoint, const std::str
   } else if (tok == "none") {
     notes.push_back("no tokenizer.json written (--tokenizer none)");
   } else if (tok == "byte") {
-    // The byte tokenizer's end-of-text is id 256 (issue 3), when the vocabulary reaches it.
+    // The byte tokenizer's end-of-text is id 256 (docs/DATA.md), when the vocabulary reaches it.
     eos = cfg.vocab_size > 256 ? 256 : 0;
     if (cfg.vocab_size > 256) {
       byte_tokenizer = true;

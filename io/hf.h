@@ -1,4 +1,4 @@
-// Hugging Face interop for Mamba-1 language models (issue 7): the MambaForCausalLM folder
+// Hugging Face interop for Mamba-1 language models: the MambaForCausalLM folder
 // (config.json, model.safetensors or shards with model.safetensors.index.json, tokenizer.json)
 // to and from our checkpoints.
 #pragma once

@@ -1,4 +1,4 @@
-// The Mamba-1 language model (DESIGN.md §3), parameter names exactly Hugging Face
+// The Mamba-1 language model (docs/DESIGN.md, "The model"), parameter names exactly Hugging Face
 // MambaForCausalLM's: backbone.embeddings, backbone.layers.i.{norm, mixer.*}, backbone.norm_f;
 // lm_head is tied to the embedding and so is not a separate parameter.
 #pragma once
@@ -47,7 +47,7 @@ class MambaBlock : public Module {
 
 class MambaLM : public Module {
  public:
-  // Parameters initialized as in DESIGN.md §3 from gen, in dtype, on the cpu.
+  // Parameters initialized as in docs/DESIGN.md, "Initialization", from gen, in dtype, on the cpu.
   MambaLM(const MambaConfig& cfg, Generator& gen, DType dtype = DType::f32);
 
   Tensor forward(const Tensor& ids) const;  // ids (B, L) -> logits (B, L, padded vocab), parameter dtype

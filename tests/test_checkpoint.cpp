@@ -89,7 +89,7 @@ void expect_same_tensors(const NamedTensors& a, const NamedTensors& b) {
   }
 }
 
-// The parameter names of DESIGN.md §3's table, written out independently of the model code.
+// The parameter names of docs/DESIGN.md ("Parameters"), written out independently of the model code.
 std::vector<std::pair<std::string, Shape>> design_parameters(const MambaConfig& c) {
   const int64_t D = c.d_model, E = c.d_inner(), N = c.d_state, R = c.resolved_dt_rank();
   std::vector<std::pair<std::string, Shape>> out = {{"backbone.embeddings.weight", {c.padded_vocab(), D}},

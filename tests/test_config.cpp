@@ -83,7 +83,7 @@ TEST(Config, MambaPresetsFollowThePublishedRecipe) {
 }
 
 TEST(Config, Mamba130mHasThePublishedParameterCount) {
-  // Counted from the shapes of DESIGN.md section 3: 129,135,360, the size of state-spaces/mamba-130m.
+  // Counted from the shapes of docs/DESIGN.md ("Parameters"): 129,135,360, the size of state-spaces/mamba-130m.
   Config c = Config::load(source_path("configs/mamba-130m.yaml"));
   const int64_t D = c.model.d_model, E = c.model.d_inner(), N = c.model.d_state, R = c.model.resolved_dt_rank(),
                 W = c.model.d_conv;

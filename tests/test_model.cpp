@@ -1,4 +1,4 @@
-// MambaLM: names, a naive float64 evaluation of DESIGN.md §3, whole-model gradcheck, init.
+// MambaLM: names, a naive float64 evaluation of docs/DESIGN.md ("The model"), whole-model gradcheck, init.
 #include <map>
 
 #include "helpers.h"
@@ -17,7 +17,7 @@ MambaConfig small_config() {
   return c;
 }
 
-// DESIGN.md §3 written out with plain loops in double, independent of the ops and kernels.
+// docs/DESIGN.md ("The model") written out with plain loops in double, independent of the ops and kernels.
 class NaiveMamba {
  public:
   NaiveMamba(const MambaLM& model) : c_(model.config()) {

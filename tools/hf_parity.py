@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Parity of serpent's Mamba against Hugging Face transformers (issue 7), run on the GPU machine.
+"""Parity of serpent's Mamba against Hugging Face transformers, run on the GPU machine.
 
-What it checks (tolerances from the issue):
+What it checks, and its tolerances:
   1. A byte-level model trained a few AdamW steps by serpent (build/hf_parity_tool train) is exported
      with `serpent export-hf` and loaded with transformers' MambaForCausalLM in fp32 on the CPU (the
      reference's sequential path: no CUDA kernels involved). On held-out tokens:

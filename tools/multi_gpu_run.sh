@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data parallelism on every GPU of this machine (issue 8): scaling of mamba-130m at 8x2048 per GPU
+# Data parallelism on every GPU of this machine: scaling of mamba-130m at 8x2048 per GPU
 # (serpent bench, torchrun-style ranks), losses of N GPUs against 1 GPU accumulating the same
 # global batch (50 steps, bf16), ZeRO-1, a run saved on N GPUs resumed on 1, and a rank killed
 # under both --nproc and a torchrun-style launch. Needs a build in build-gpu (tools/device_run.sh)

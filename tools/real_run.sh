@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The "real run" of issue 5 on one GPU: a mamba-130m-shaped model trained for 2000 steps on the
+# A real run on one GPU: a mamba-130m-shaped model trained for 2000 steps on the
 # State of the Union addresses and the Linux kernel documentation, tokenized with GPT-NeoX-20B,
 # plus the first steps of the same run on the CPU path for comparison.
 # Expects the corpora under .carry/ (sotu/ and linux-doc.jsonl.gz: the linux-doc text is GPL-2 and

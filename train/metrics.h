@@ -1,4 +1,4 @@
-// The run folder's metrics.jsonl: one JSON object per logged step (DESIGN.md §5),
+// The run folder's metrics.jsonl: one JSON object per logged step (docs/TRAINING.md),
 //   {"step": 120, "loss": 2.31, "lr": 0.0029, "grad_norm": 0.53, "tokens": 245760,
 //    "tokens_per_s": 12345.6, "val_loss": 2.28, "val_ppl": 9.78}
 // loss and grad_norm are means over the steps since the previous record (null when every one of

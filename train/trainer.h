@@ -1,4 +1,4 @@
-// The training loop behind `serpent train` (DESIGN.md §5, docs/TRAINING.md).
+// The training loop behind `serpent train` (docs/TRAINING.md, docs/DESIGN.md "The training loop").
 //
 // One optimizer step (Trainer::step) runs grad_accum_steps micro-batches of
 // data.micro_batch_size x data.seq_len tokens, each loss scaled by 1 / grad_accum_steps so the

@@ -1,4 +1,4 @@
-// The Mamba-1 selective scan with its discretization fused, on the host (DESIGN.md §3).
+// The Mamba-1 selective scan with its discretization fused, on the host (docs/DESIGN.md, "The selective scan").
 // Per batch b, channel e and state n, over time t:
 //   delta_t = softplus(delta[b,t,e] + delta_bias[e])   (softplus and bias optional)
 //   s_t[n]  = exp(delta_t A[e,n]) s_{t-1}[n] + delta_t Bm[b,t,n] u[b,t,e],   s_{-1} = 0
@@ -7,7 +7,7 @@
 // The state lives in a small per-channel buffer; (B, L, E, N) is never materialized. Backward
 // recomputes the states of one channel block at a time and runs the reverse recurrence
 //   g_t = C_t dy_t + exp(delta_{t+1} A) g_{t+1}
-// with the gradient formulas of DESIGN.md §3.
+// with the gradient formulas of docs/DESIGN.md, "The selective scan".
 #pragma once
 
 #include <cstdint>
