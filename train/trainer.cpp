@@ -12,8 +12,8 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/storage.h"
-#include "layers/mamba_config_yaml.h"
 #include "dist/comm.h"
+#include "layers/mamba_config_yaml.h"
 #include "train/loss_plot.h"
 #include "train/signals.h"
 
@@ -221,12 +221,12 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
       out << cfg_.to_yaml();
       SERPENT_CHECK(out.flush(), "cannot write ", run_dir_, "/config.yaml");
     }
-    metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl", resumed_from_.empty() ? -1 : step_);
+    metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl", resumed_from_.empty() ? -1 : loop_.step);
     log_ = std::fopen((run_dir_ + "/train.log").c_str(), resumed_from_.empty() ? "w" : "a");
     SERPENT_CHECK(log_, "cannot write ", run_dir_, "/train.log");
   });
   sync_from_rank0();
-  record_tokens_ = tokens_seen_;
+  record_tokens_ = loop_.tokens_seen;
 
   const std::string ranks =
       world_size() > 1 ? str_cat(" x ", world_size(), " ranks (", dp_->comm().backend(), ")") : "";
@@ -240,7 +240,8 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
                val_ ? str_cat(", ", with_commas(val_->num_target_tokens()), " val tokens") : "", "), run folder ",
                run_dir_));
   if (!resumed_from_.empty())
-    note(str_cat("  resumed from ", resumed_from_, " at step ", step_, " (", with_commas(tokens_seen_), " tokens)"));
+    note(str_cat("  resumed from ", resumed_from_, " at step ", loop_.step, " (", with_commas(loop_.tokens_seen),
+                 " tokens)"));
   for (const std::string& w : warnings) note(w);
 }
 
@@ -254,9 +255,6 @@ void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<
                 ", but the config describes ", cfg_.model.summary());
   SERPENT_CHECK(c.has_optim(), "checkpoint ", path,
                 " has no optimizer state (a model-only file, e.g. from import-hf), so training cannot resume from it");
-  SERPENT_CHECK(c.train.loader.size() == 1 && c.train.loader[0].size() == 5, "checkpoint ", path, " holds ",
-                c.train.loader.size(), " data-loader positions; expected one (the position counts the ",
-                "windows of all ranks together, so it is the same on every rank)");
   try {
     const std::vector<std::string> changed = changed_keys(Config::parse(c.config_yaml, path), cfg_);
     if (!changed.empty()) notes.push_back("note: the config differs from the checkpoint's in " + join(changed));
@@ -266,70 +264,49 @@ void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<
   }
   model_->load_state_dict(c.model);
   pending_optim_ = c.optim;
-  pending_optim_step_ = c.optim_step;
-  step_ = c.train.step;
-  tokens_seen_ = c.train.tokens_seen;
-  gen_.seed = c.train.rng_seed;
-  gen_.offset = c.train.rng_offset;
-  std::array<int64_t, 5> pos;
-  std::copy(c.train.loader[0].begin(), c.train.loader[0].end(), pos.begin());
-  loader_->restore(LoaderState::from_array(pos));
-  auto get_int = [&](const char* k) { return c.train.ints.count(k) ? c.train.ints.at(k) : 0; };
-  auto get_double = [&](const char* k) { return c.train.doubles.count(k) ? c.train.doubles.at(k) : 0.0; };
-  nonfinite_run_ = get_int("nonfinite_run");
-  interval_steps_ = get_int("interval_steps");
-  interval_skipped_ = get_int("interval_skipped");
-  interval_loss_ = get_double("interval_loss_sum");
-  interval_grad_norm_ = get_double("interval_grad_norm_sum");
+  apply(LoopState::load_from(c, path));
   resumed_from_ = path;
   last_checkpoint_ = path;
-  last_checkpoint_step_ = step_;
+  last_checkpoint_step_ = loop_.step;
+}
+
+LoopState Trainer::snapshot() const {
+  LoopState s = loop_;
+  s.rng_seed = gen_.seed;
+  s.rng_offset = gen_.offset;
+  s.loader = loader_->state();
+  return s;
+}
+
+void Trainer::apply(const LoopState& s) {
+  loop_ = s;
+  gen_.seed = s.rng_seed;
+  gen_.offset = s.rng_offset;
+  loader_->restore(s.loader);
 }
 
 void Trainer::sync_from_rank0() {
-  // The loop's own state travels as JSON (doubles print exactly, so they arrive bitwise).
-  nlohmann::json j;
-  if (rank() == 0) {
-    j = {{"step", step_},
-         {"tokens_seen", tokens_seen_},
-         {"rng_seed", gen_.seed},
-         {"rng_offset", gen_.offset},
-         {"loader", loader_->state().to_array()},
-         {"nonfinite_run", nonfinite_run_},
-         {"interval_steps", interval_steps_},
-         {"interval_skipped", interval_skipped_},
-         {"interval_loss", interval_loss_},
-         {"interval_grad_norm", interval_grad_norm_},
-         {"resumed_from", resumed_from_},
-         {"last_checkpoint", last_checkpoint_},
-         {"last_checkpoint_step", last_checkpoint_step_},
-         {"optim_step", pending_optim_step_}};
-  }
-  j = nlohmann::json::parse(broadcast_bytes(dp_->comm(), rank() == 0 ? j.dump() : std::string(), 0));
+  // The loop state travels in its checkpoint form, and with it the checkpoint it came from.
+  const nlohmann::json j = nlohmann::json::parse(broadcast_bytes(
+      dp_->comm(),
+      rank() == 0 ? nlohmann::json{{"loop", snapshot().encode()}, {"resumed_from", resumed_from_}}.dump()
+                  : std::string(),
+      0));
   run_agreed(dp_->comm(), [&] {
     if (rank() == 0) return;
-    step_ = j["step"];
-    tokens_seen_ = j["tokens_seen"];
-    gen_.seed = j["rng_seed"];
-    gen_.offset = j["rng_offset"];
-    loader_->restore(LoaderState::from_array(j["loader"].get<std::array<int64_t, 5>>()));
-    nonfinite_run_ = j["nonfinite_run"];
-    interval_steps_ = j["interval_steps"];
-    interval_skipped_ = j["interval_skipped"];
-    interval_loss_ = j["interval_loss"];
-    interval_grad_norm_ = j["interval_grad_norm"];
-    resumed_from_ = j["resumed_from"];
-    last_checkpoint_ = j["last_checkpoint"];
-    last_checkpoint_step_ = j["last_checkpoint_step"];
+    apply(LoopState::decode(j.at("loop")));
+    resumed_from_ = j.at("resumed_from");
+    last_checkpoint_ = resumed_from_;
+    last_checkpoint_step_ = resumed_from_.empty() ? -1 : loop_.step;
   });
   dp_->broadcast_parameters();
-  if (!resumed_from_.empty()) dp_->load_optimizer_state(pending_optim_, j["optim_step"]);
+  if (!resumed_from_.empty()) dp_->load_optimizer_state(pending_optim_, loop_.optim_step);
   pending_optim_.clear();
 }
 
 StepResult Trainer::step() {
   StepResult r;
-  r.lr = schedule_.lr(step_);
+  r.lr = schedule_.lr(loop_.step);
   dp_->zero_grad();
   Tensor loss_sum;  // on the device: the host reads it once per step
   for (int64_t i = 0; i < accum_; ++i) {
@@ -354,16 +331,16 @@ StepResult Trainer::step() {
   r.grad_norm = norm.item();
   r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
 
-  ++step_;
-  tokens_seen_ += cfg_.data.global_batch_tokens;
+  ++loop_.step;
+  loop_.tokens_seen += cfg_.data.global_batch_tokens;
   if (r.skipped) {
-    ++nonfinite_run_;
-    ++interval_skipped_;
+    ++loop_.nonfinite_run;
+    ++loop_.interval_skipped;
   } else {
-    nonfinite_run_ = 0;
-    interval_loss_ += r.loss;
-    interval_grad_norm_ += r.grad_norm;
-    ++interval_steps_;
+    loop_.nonfinite_run = 0;
+    loop_.interval_loss_sum += r.loss;
+    loop_.interval_grad_norm_sum += r.grad_norm;
+    ++loop_.interval_steps;
   }
   return r;
 }
@@ -388,31 +365,21 @@ std::string Trainer::write_checkpoint() {
   // Every rank takes part in gathering the optimizer state; rank 0 writes the file.
   const NamedTensors optim = dp_->optimizer_state();
   const int64_t optim_steps = dp_->optimizer_steps();
-  const std::string path = checkpoint_path(ckpt_dir_, step_);
+  const std::string path = checkpoint_path(ckpt_dir_, loop_.step);
   run_agreed(dp_->comm(), [&] {
     if (rank() != 0) return;
     Checkpoint c;
     c.config_yaml = cfg_.to_yaml();
     c.model = model_->named_parameters();
     c.optim = optim;
-    c.optim_step = optim_steps;
-    TrainState& t = c.train;
-    t.step = step_;
-    t.tokens_seen = tokens_seen_;
-    t.rng_seed = gen_.seed;
-    t.rng_offset = gen_.offset;
-    const std::array<int64_t, 5> pos = loader_->state().to_array();
-    t.loader = {std::vector<int64_t>(pos.begin(), pos.end())};
-    t.ints["nonfinite_run"] = nonfinite_run_;
-    t.ints["interval_steps"] = interval_steps_;
-    t.ints["interval_skipped"] = interval_skipped_;
-    t.doubles["interval_loss_sum"] = interval_loss_;
-    t.doubles["interval_grad_norm_sum"] = interval_grad_norm_;
+    LoopState state = snapshot();
+    state.optim_step = optim_steps;
+    state.save_to(c);
     save_checkpoint(path, c);
     prune_checkpoints(ckpt_dir_, cfg_.checkpoint.keep_last);
   });
   last_checkpoint_ = path;
-  last_checkpoint_step_ = step_;
+  last_checkpoint_step_ = loop_.step;
   return path;
 }
 
@@ -435,21 +402,21 @@ void Trainer::log_line(const std::string& line) {
 
 void Trainer::record(const StepResult& last, const std::optional<EvalResult>& val) {
   if (rank() != 0) {  // rank 0 reports; the others only start the next interval
-    interval_loss_ = interval_grad_norm_ = 0;
-    interval_steps_ = interval_skipped_ = 0;
+    loop_.interval_loss_sum = loop_.interval_grad_norm_sum = 0;
+    loop_.interval_steps = loop_.interval_skipped = 0;
     record_seconds_ = train_seconds_;
-    record_tokens_ = tokens_seen_;
+    record_tokens_ = loop_.tokens_seen;
     return;
   }
   MetricsRecord m;
-  m.step = step_;
-  m.loss = interval_steps_ > 0 ? interval_loss_ / double(interval_steps_) : NAN;
-  m.grad_norm = interval_steps_ > 0 ? interval_grad_norm_ / double(interval_steps_) : NAN;
+  m.step = loop_.step;
+  m.loss = loop_.interval_steps > 0 ? loop_.interval_loss_sum / double(loop_.interval_steps) : NAN;
+  m.grad_norm = loop_.interval_steps > 0 ? loop_.interval_grad_norm_sum / double(loop_.interval_steps) : NAN;
   m.lr = last.lr;
-  m.tokens = tokens_seen_;
+  m.tokens = loop_.tokens_seen;
   const double seconds = train_seconds_ - record_seconds_;
-  m.tokens_per_s = seconds > 0 ? double(tokens_seen_ - record_tokens_) / seconds : 0;
-  m.skipped = interval_skipped_;
+  m.tokens_per_s = seconds > 0 ? double(loop_.tokens_seen - record_tokens_) / seconds : 0;
+  m.skipped = loop_.interval_skipped;
   if (val) {
     m.val_loss = val->loss;
     m.val_ppl = val->ppl;
@@ -457,19 +424,20 @@ void Trainer::record(const StepResult& last, const std::optional<EvalResult>& va
   metrics_->write(m);
 
   const int width = int(std::to_string(total_steps_).size());
-  const double eta = session_steps_ > 0 ? double(total_steps_ - step_) * train_seconds_ / double(session_steps_) : NAN;
+  const double eta =
+      session_steps_ > 0 ? double(total_steps_ - loop_.step) * train_seconds_ / double(session_steps_) : NAN;
   std::string line =
-      str_cat("step ", fmt(str_cat("%", width, ".0f").c_str(), double(step_)), "/", total_steps_, " | loss ",
+      str_cat("step ", fmt(str_cat("%", width, ".0f").c_str(), double(loop_.step)), "/", total_steps_, " | loss ",
               fmt("%.4f", m.loss), " | lr ", fmt("%.2e", m.lr), " | grad ", fmt("%.3f", m.grad_norm), " | ",
               rate_text(m.tokens_per_s), " tok/s | ETA ", duration_text(eta));
   if (m.skipped) line += str_cat(" | ", m.skipped, " skipped");
   if (val) line += str_cat(" | val loss ", fmt("%.4f", val->loss), " ppl ", fmt("%.3f", val->ppl));
   note(line);
 
-  interval_loss_ = interval_grad_norm_ = 0;
-  interval_steps_ = interval_skipped_ = 0;
+  loop_.interval_loss_sum = loop_.interval_grad_norm_sum = 0;
+  loop_.interval_steps = loop_.interval_skipped = 0;
   record_seconds_ = train_seconds_;
-  record_tokens_ = tokens_seen_;
+  record_tokens_ = loop_.tokens_seen;
 }
 
 void Trainer::plot() {
@@ -491,72 +459,73 @@ TrainSummary Trainer::run(int64_t stop_step) {
 
 TrainSummary Trainer::run_steps(int64_t stop_step) {
   TrainSummary s;
-  if (step_ >= total_steps_) {
-    note(str_cat("the run is already complete at step ", step_, " of ", total_steps_,
+  if (loop_.step >= total_steps_) {
+    note(str_cat("the run is already complete at step ", loop_.step, " of ", total_steps_,
                  "; nothing to train (raise train.max_steps or train.max_tokens to go on)"));
-    s.step = step_;
+    s.step = loop_.step;
     s.checkpoint = last_checkpoint_;
     return s;
   }
   const int64_t max_bad = cfg_.train.max_nonfinite_steps;
-  while (step_ < total_steps_ && !(stop_step >= 0 && step_ >= stop_step)) {
+  while (loop_.step < total_steps_ && !(stop_step >= 0 && loop_.step >= stop_step)) {
     const auto t0 = std::chrono::steady_clock::now();
     const StepResult r = step();
     train_seconds_ += seconds_since(t0);
     ++session_steps_;
 
     if (r.skipped)
-      note(str_cat("warning: step ", step_, ": loss ", r.loss, ", gradient norm ", r.grad_norm,
-                   ": not finite; update skipped (", nonfinite_run_, " in a row; the run stops at ", max_bad, ")"));
-    if (nonfinite_run_ >= max_bad) {
+      note(str_cat("warning: step ", loop_.step, ": loss ", r.loss, ", gradient norm ", r.grad_norm,
+                   ": not finite; update skipped (", loop_.nonfinite_run, " in a row; the run stops at ", max_bad,
+                   ")"));
+    if (loop_.nonfinite_run >= max_bad) {
       record(r, std::nullopt);
       plot();
       const std::string msg = str_cat(
-          "the loss or gradient was not finite for ", nonfinite_run_, " steps in a row (steps ",
-          step_ - nonfinite_run_ + 1, " to ", step_, ", train.max_nonfinite_steps ", max_bad, "); ",
+          "the loss or gradient was not finite for ", loop_.nonfinite_run, " steps in a row (steps ",
+          loop_.step - loop_.nonfinite_run + 1, " to ", loop_.step, ", train.max_nonfinite_steps ", max_bad, "); ",
           last_checkpoint_.empty() ? "no checkpoint was written" : "the last good checkpoint is " + last_checkpoint_,
           ". Lower optim.lr or check the data");
       log_line("error: " + msg);  // main() prints it on stderr
       throw JobError(msg);        // the loss and norm are the same on every rank: so is this decision
     }
 
-    const bool last = step_ == total_steps_;
-    const bool eval_now = val_ && (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0));
+    const bool last = loop_.step == total_steps_;
+    const bool eval_now = val_ && (last || (cfg_.eval.every > 0 && loop_.step % cfg_.eval.every == 0));
     std::optional<EvalResult> val;
     if (eval_now) val = validate();
-    if (last || eval_now || step_ % cfg_.train.log_every == 0) record(r, val);
+    if (last || eval_now || loop_.step % cfg_.train.log_every == 0) record(r, val);
     if (last) s.val = val;
 
-    const bool ckpt_now = last || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0);
-    if (ckpt_now && nonfinite_run_ > 0 && !last) {
-      note(str_cat("warning: step ", step_, ": checkpoint deferred while steps are being skipped"));
+    const bool ckpt_now = last || (cfg_.checkpoint.every > 0 && loop_.step % cfg_.checkpoint.every == 0);
+    if (ckpt_now && loop_.nonfinite_run > 0 && !last) {
+      note(str_cat("warning: step ", loop_.step, ": checkpoint deferred while steps are being skipped"));
     } else if (ckpt_now) {
       write_checkpoint();
     }
     if (ckpt_now || eval_now) plot();
 
     // A stop signal counts once step() has summed the requests over the ranks.
-    const bool stop_here = stop_step >= 0 && step_ >= stop_step;
+    const bool stop_here = stop_step >= 0 && loop_.step >= stop_step;
     if ((stop_requested_ || stop_here) && !last) {
-      if (last_checkpoint_step_ != step_) write_checkpoint();
+      if (last_checkpoint_step_ != loop_.step) write_checkpoint();
       plot();
       const int sig = stop_signal();
       const std::string why = !stop_requested_ ? "stopped"
                               : sig            ? str_cat("received ", signal_name(sig), ": stopped")
                                                : "another rank received a stop signal: stopped";
-      note(str_cat(why, " after step ", step_, " of ", total_steps_, "; checkpoint ", last_checkpoint_,
+      note(str_cat(why, " after step ", loop_.step, " of ", total_steps_, "; checkpoint ", last_checkpoint_,
                    " (continue with --resume auto)"));
       s.reason = stop_requested_ ? StopReason::signal : StopReason::stop_step;
-      s.step = step_;
+      s.step = loop_.step;
       s.checkpoint = last_checkpoint_;
       return s;
     }
   }
   s.reason = StopReason::completed;
-  s.step = step_;
+  s.step = loop_.step;
   s.checkpoint = last_checkpoint_;
-  note(str_cat("done: ", step_, " steps, ", with_commas(tokens_seen_), " tokens in ", duration_text(train_seconds_),
-               " of training",
+  note(str_cat("done: ", loop_.step, " steps, ", with_commas(loop_.tokens_seen), " tokens in ",
+               duration_text(train_seconds_), " of training",
                s.val ? str_cat("; val loss ", fmt("%.4f", s.val->loss), ", ppl ", fmt("%.3f", s.val->ppl)) : "",
                "; checkpoint ", s.checkpoint));
   return s;

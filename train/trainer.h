@@ -44,13 +44,14 @@
 
 #include "core/rng.h"
 #include "data/loader.h"
-#include "layers/mamba.h"
-#include "optim/schedule.h"
-#include "io/checkpoint.h"
-#include "train/config.h"
-#include "train/data_parallel.h"
 #include "dist/dist_env.h"
 #include "infer/evaluate.h"
+#include "io/checkpoint.h"
+#include "layers/mamba.h"
+#include "optim/schedule.h"
+#include "train/config.h"
+#include "train/data_parallel.h"
+#include "train/loop_state.h"
 #include "train/metrics.h"
 
 namespace serpent {
@@ -103,7 +104,7 @@ class Trainer {
   // returns its path.
   std::string write_checkpoint();
 
-  int64_t completed_steps() const { return step_; }
+  int64_t completed_steps() const { return loop_.step; }
   int64_t total_steps() const { return total_steps_; }
   int64_t grad_accum_steps() const { return accum_; }
   const Config& config() const { return cfg_; }
@@ -118,6 +119,9 @@ class Trainer {
   void restore(const std::string& path, const Checkpoint& ckpt, std::vector<std::string>& notes);
   // Every rank takes rank 0's weights, optimizer state and loop state.
   void sync_from_rank0();
+  // The loop state now (the generator's and the loader's included), and setting it.
+  LoopState snapshot() const;
+  void apply(const LoopState& s);
   TrainSummary run_steps(int64_t stop_step);
   void record(const StepResult& last, const std::optional<EvalResult>& val);
   void note(const std::string& line);      // stderr (when progress) and train.log
@@ -138,11 +142,9 @@ class Trainer {
   std::unique_ptr<DataLoader> loader_;
   std::unique_ptr<ValLoader> val_;  // null when the data has no val split
 
-  int64_t step_ = 0, tokens_seen_ = 0;
-  int64_t nonfinite_run_ = 0;  // consecutive skipped steps up to now
-  // The logging interval in progress: sums over its finite steps, and its skipped steps.
-  double interval_loss_ = 0, interval_grad_norm_ = 0;
-  int64_t interval_steps_ = 0, interval_skipped_ = 0;
+  // Steps, tokens, the non-finite streak and the logging interval in progress; the generator's
+  // and the loader's part of the state live in gen_ and loader_ (snapshot() collects them).
+  LoopState loop_;
 
   std::string resumed_from_;
   std::string last_checkpoint_;
@@ -150,7 +152,6 @@ class Trainer {
   bool stop_requested_ = false;  // a stop signal reached some rank by the end of the last step
   // A resumed checkpoint's optimizer state, on rank 0, until sync_from_rank0 hands it out.
   NamedTensors pending_optim_;
-  int64_t pending_optim_step_ = 0;
 
   std::unique_ptr<MetricsWriter> metrics_;
   std::FILE* log_ = nullptr;
