@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 serpent_install_deps
 
+# The layering (docs/ARCHITECTURE.md): no include cycle between folders, no include against the
+# allowed direction, no folder over 30% of the code, no hand-written file over 800 lines.
+python3 scripts/check_layers.py
+
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=$(nproc)
 generator=()
