@@ -16,8 +16,6 @@ void check_cpu(const Tensor& t, const char* what) {
                 "; move the model there first");
 }
 
-// The conv window after the last of L inputs: window[b,e,w] = x[b, L-W+w, e] (zero before t = 0).
-// x (B, L, E) -> (B, E, W).
 // x (B, L, C) -> its last position (B, C).
 Tensor last_position(const Tensor& x) {
   const int64_t B = x.size(0), L = x.size(1), C = x.size(2);
