@@ -1,5 +1,5 @@
 // Byte-level BPE loaded from a Hugging Face tokenizer.json, encoding exactly as Hugging Face
-// `tokenizers` does (tests/test_tokenizer.cpp holds it to reference ids made by `tokenizers`):
+// `tokenizers` does (tests/data/test_bpe.cpp holds it to reference ids made by `tokenizers`):
 //
 //   1. text that is not valid UTF-8 gets each ill-formed sequence replaced by U+FFFD;
 //   2. added tokens with "normalized": false (`<|endoftext|>`, `<|padding|>`) are split out of the

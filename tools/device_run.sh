@@ -46,9 +46,9 @@ for stage in "${@:-}"; do
     dist)
       # Data parallelism on one GPU: the NCCL path at world size 1 against the local one (tests),
       # and the cost of the NCCL gradient buckets in a mamba-130m training step (bench).
-      ./build-gpu/serpent_tests --gtest_filter='DistTrainGpu.*:GradBuckets.*:ZeroOne.*:DistEnv.*:TcpRendezvous.*' \
+      ./build-gpu/serpent_tests --gtest_filter='DistTrainCuda.*:GradBuckets.*:ZeroOne.*:DistEnv.*:TcpRendezvous.*' \
         > "$OUT/dist_tests.log" 2>&1
-      echo "dist tests: status $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[       OK \] DistTrainGpu" "$OUT/dist_tests.log"
+      echo "dist tests: status $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[       OK \] DistTrainCuda" "$OUT/dist_tests.log"
       grep -B2 -A6 "Failure" "$OUT/dist_tests.log" | head -40
       for dist in "" "--dist local" "--dist nccl"; do
         echo "== serpent bench --config configs/mamba-130m.yaml --batch 8 --seq-len 2048 $dist" | tee -a "$OUT/dist_bench.log"

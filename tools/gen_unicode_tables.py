@@ -25,7 +25,7 @@ SBASE, SCOUNT = 0xAC00, 11172
 
 # Canonical decompositions newer than the normalization tables Hugging Face `tokenizers` was
 # built with (its NFC comes from the unicode-normalization-alignments crate, older than Unicode
-# 13). The reference ids of tests/data/tokenizer/texts/edge_unicode_versions.txt show the
+# 13). The reference ids of tests/fixtures/tokenizer/texts/edge_unicode_versions.txt show the
 # difference: HF neither composes U+11935 U+11930 nor decomposes U+11938 (Dives Akuru vowel sign
 # O, given its decomposition in Unicode 13.0). It is the only canonical decomposition added after
 # Unicode 9.0 up to Unicode 14.

@@ -2,7 +2,7 @@
 """Writes the Hugging Face reference encodings of the tokenizer test set.
 
 Runs where Hugging Face `tokenizers` is installed (the GPU machine). For every file in
-tests/data/tokenizer/texts/ and every tokenizer.json given, it records the ids that
+tests/fixtures/tokenizer/texts/ and every tokenizer.json given, it records the ids that
 `tokenizers` produces, and the SHA-256 of what `tokenizers` decodes them back to. Files whose
 name starts with "edge_" are also encoded line by line (split on b"\\n"), so a mismatch points
 at one short line.
@@ -14,7 +14,7 @@ matters for edge_invalid_utf8.bin.
 Usage (from the repository root):
   python3 tools/make_tokenizer_refs.py ../shared/data/tokenizers/gpt-neox-20b/tokenizer.json \\
       ../shared/data/tokenizers/gpt2/tokenizer.json
-Output: tests/data/tokenizer/refs_<name>.json.gz, <name> being the folder that holds the
+Output: tests/fixtures/tokenizer/refs_<name>.json.gz, <name> being the folder that holds the
 tokenizer.json (gpt-neox-20b, gpt2). The output is deterministic (gzip mtime 0).
 """
 import argparse

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Builds the tokenizer exactness test set under tests/data/tokenizer/texts/.
+"""Builds the tokenizer exactness test set under tests/fixtures/tokenizer/texts/.
 
 Two kinds of text:
   * excerpts of the development corpus (../shared/data/corpus): Austen, Moby-Dick, State of the
     Union addresses (public domain) and three short Linux kernel documentation files (GPL-2,
-    about 25 KB, credited in tests/data/README.md);
+    about 25 KB, credited in tests/fixtures/README.md);
   * hand-made edge cases, written below with explicit escapes so every odd code point and
     every invalid byte is visible in review.
 
 The output is deterministic. Usage:
-  python3 tools/make_tokenizer_texts.py [--corpus ../shared/data/corpus] [--out tests/data/tokenizer/texts]
+  python3 tools/make_tokenizer_texts.py [--corpus ../shared/data/corpus] [--out tests/fixtures/tokenizer/texts]
 The reference ids for these texts are made by tools/make_tokenizer_refs.py (needs Hugging Face
 `tokenizers`, so it runs on the GPU machine).
 """

@@ -1,0 +1,132 @@
+// `serpent eval` as a user runs it, checked against a token-weighted mean NLL computed here
+// independently: the windows of each hand-built val shard cut by hand, each scored by
+// MambaLM::forward alone and a log-softmax in double.
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "data/shard.h"
+#include "tests/helpers.h"
+
+namespace fs = std::filesystem;
+using namespace serpent;
+using namespace serpent::testing;
+
+namespace {
+
+// Sum over positions of -log softmax(logits)[target], in double, over all padded-vocabulary
+// columns (what the model's distribution is).
+double nll_sum(const Tensor& logits, const std::vector<int64_t>& targets) {
+  const int64_t L = logits.size(1), V = logits.size(2);
+  const std::vector<double> x = logits.to_vector<double>();
+  double total = 0;
+  for (int64_t t = 0; t < L; ++t) {
+    const double* row = x.data() + t * V;
+    double mx = row[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(row[v] - mx);
+    total += mx + std::log(s) - row[targets[size_t(t)]];
+  }
+  return total;
+}
+
+// The definition of the validation loss: each shard cut into windows of L + 1 tokens starting
+// every L tokens (the last one shorter), every window scored on its own from an empty state.
+std::pair<double, int64_t> expected_loss(const MambaLM& model, const std::vector<std::vector<int64_t>>& shards,
+                                         int64_t L) {
+  autograd::NoGradGuard no_grad;
+  double total = 0;
+  int64_t count = 0;
+  for (const auto& tokens : shards) {
+    const int64_t T = int64_t(tokens.size());
+    for (int64_t start = 0; T - start >= 2; start += L) {
+      const int64_t n = std::min(L, T - 1 - start);  // targets in this window
+      std::vector<int64_t> in(tokens.begin() + start, tokens.begin() + start + n);
+      std::vector<int64_t> tgt(tokens.begin() + start + 1, tokens.begin() + start + n + 1);
+      total += nll_sum(model.forward(from_vector(in, {1, n})), tgt);
+      count += n;
+    }
+  }
+  return {total / double(count), count};
+}
+
+void write_tokens(const std::string& path, const std::vector<int64_t>& tokens) {
+  std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  write_shard(path, ids.data(), ids.size(), TokenWidth::u16);
+}
+
+class EvalCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Generator gen(3);
+    for (int64_t T : {23, 10}) {
+      std::vector<int64_t> s;
+      for (int64_t i = 0; i < T; ++i) s.push_back(int64_t(gen.uniform() * 11));
+      shards_.push_back(s);
+    }
+    fs::create_directories(data_);
+    write_tokens(data_ + "/val_000000.bin", shards_[0]);
+    write_tokens(data_ + "/val_000001.bin", shards_[1]);
+    write_tokens(data_ + "/train_000000.bin", shards_[1]);
+    model_ = random_model(eval_model_config(), DType::f32, 17, 0.5);
+    // Windows of 4 tokens, 3 per batch: 6 + 3 windows, batches with padded rows and a short last one.
+    save_model(ckpt_, *model_, "data:\n  path: " + data_ + "\n  seq_len: 4\n  micro_batch_size: 3\n");
+  }
+
+  nlohmann::json eval_json(const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"eval", "--checkpoint", ckpt_, "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run_serpent(args, dir_.path());
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(lines_of(r.out).size(), 1u) << r.out;
+    return nlohmann::json::parse(r.out);
+  }
+
+  TempDir dir_;
+  std::string data_ = dir_ / "data", ckpt_ = dir_ / "model.h5";
+  std::vector<std::vector<int64_t>> shards_;
+  std::unique_ptr<MambaLM> model_;
+};
+
+TEST_F(EvalCommand, LossIsTheTokenWeightedMeanNllOverTheWholeValSplit) {
+  const auto [loss, tokens] = expected_loss(*model_, shards_, 4);
+  EXPECT_EQ(tokens, 22 + 9);
+  const nlohmann::json j = eval_json({});
+  EXPECT_EQ(j.size(), 3u);
+  EXPECT_EQ(j["tokens"].get<int64_t>(), tokens);
+  EXPECT_NEAR(j["loss"].get<double>(), loss, 1e-6 * loss);
+  EXPECT_NEAR(j["ppl"].get<double>(), std::exp(loss), 1e-6 * std::exp(loss));
+  // The answer is not one a uniform guess would give.
+  EXPECT_GT(std::fabs(loss - std::log(16.0)), 0.05);
+}
+
+TEST_F(EvalCommand, OptionsOverrideTheCheckpointsDataAndWindows) {
+  const auto [loss7, tokens7] = expected_loss(*model_, shards_, 7);
+  const nlohmann::json j = eval_json({"--seq-len", "7", "--batch-size", "2"});
+  EXPECT_EQ(j["tokens"].get<int64_t>(), tokens7);
+  EXPECT_NEAR(j["loss"].get<double>(), loss7, 1e-6 * loss7);
+  const auto [loss4, tokens4] = expected_loss(*model_, shards_, 4);
+  EXPECT_GT(std::fabs(loss7 - loss4), 1e-4);  // other windows, another answer
+
+  const auto [loss_one, tokens_one] = expected_loss(*model_, {shards_[1]}, 4);
+  const nlohmann::json one = eval_json({"--data", data_ + "/val_000001.bin"});
+  EXPECT_EQ(one["tokens"].get<int64_t>(), tokens_one);
+  EXPECT_NEAR(one["loss"].get<double>(), loss_one, 1e-6 * loss_one);
+
+  const CliResult text = run_serpent({"eval", "--checkpoint", ckpt_}, dir_.path());
+  EXPECT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("over 31 tokens"), std::string::npos) << text.out;
+}
+
+TEST_F(EvalCommand, MistakesGiveOneLine) {
+  expect_one_line_error(run_serpent({"eval", "--checkpoint", dir_ / "none.h5"}, dir_.path()), "eval",
+                        {"none.h5", "no such file"});
+  const std::string bare = dir_ / "bare.h5";  // what import-hf writes: the model section only
+  save_model(bare, *model_, "");
+  expect_one_line_error(run_serpent({"eval", "--checkpoint", bare}, dir_.path()), "eval", {"no data.path", "--data"});
+  expect_one_line_error(run_serpent({"eval", "--checkpoint", ckpt_, "--data", dir_ / "empty"}, dir_.path()), "eval",
+                        {"empty"});
+}
+
+}  // namespace
