@@ -1,5 +1,6 @@
-// The benchmarks behind `serpent bench`: a whole training step of a model, per-op-family timings
-// at the model's shapes, and the selective scan alone. GPU timings use CUDA events around work
+// The benchmarks behind `serpent bench`: a whole training step of a model (or, with --forward,
+// the forward pass that evaluation runs), per-op-family timings at the model's shapes, and the
+// selective scan alone. GPU timings use CUDA events around work
 // enqueued on the device's stream, after warm-up, and report medians.
 #pragma once
 
@@ -18,6 +19,7 @@ struct ModelBench {
   Device device;
   DType compute_dtype;  // f32, or bf16 mixed precision on a GPU
   bool breakdown;       // also time each op family at this workload's shapes (GPU)
+  bool forward_only;    // time the evaluation path instead: the loss without recording a graph
   // "": gradients as the plain trainer keeps them; local, nccl or mpi: gradients in the
   // data-parallel buckets (dist/grad_buckets.h) reduced by that communicator, at the world size
   // of the launcher environment (1 without one), to measure what data parallelism costs.

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "autograd/engine.h"
+#include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cli/bench.h"
 #include "core/creation.h"
@@ -50,7 +51,8 @@ double time_ms(const std::function<void()>& fn, Device device, int64_t reps, int
   return median(t);
 }
 
-// Matmul FLOPs per token of one training step (forward 2 per multiply-add, backward twice that):
+// Matmul FLOPs per token of one training step (forward 2 per multiply-add, backward twice that;
+// a forward pass alone is a third of it):
 // the four mixer projections per layer and the tied lm_head. The scan, conv and norms add well
 // under 1% and are left out, as is usual for MFU.
 double matmul_flops_per_token(const MambaConfig& c) {
@@ -142,6 +144,19 @@ std::vector<Family> op_breakdown(const ModelBench& b, const MambaLM& model, Adam
   return out;
 }
 
+// On a GPU: MFU at `flops_per_token` and the caching allocator's peak since the last reset.
+void report_device(const ModelBench& b, double tokens_per_s, double flops_per_token) {
+  if (!b.device.is_cuda()) return;
+  const double mfu = flops_per_token * tokens_per_s / kPeakBf16Flops;
+  std::printf("MFU: %.1f%% of %.0f TFLOP/s (matmul FLOPs %.1f MFLOP/token)\n", 100 * mfu, kPeakBf16Flops / 1e12,
+              flops_per_token / 1e6);
+#ifdef SERPENT_CUDA
+  const cuda::MemoryStats m = cuda::CachingAllocator::get().stats(b.device.index);
+  std::printf("peak memory: %.2f GiB in tensors, %.2f GiB reserved by the caching allocator, %lld cudaMalloc calls\n",
+              double(m.peak_allocated) / (1 << 30), double(m.peak_reserved) / (1 << 30), (long long)m.device_mallocs);
+#endif
+}
+
 }  // namespace
 
 int bench_model(const ModelBench& b) {
@@ -171,6 +186,24 @@ int bench_model(const ModelBench& b) {
                 buckets->buckets().size(), b.bucket_mb, comm->backend(), comm->world_size());
   }
   Tensor last_loss;
+  if (b.forward_only) {
+    // What serpent eval runs per batch (infer/evaluate.cpp): the mean loss, no graph.
+    auto forward = [&] {
+      autograd::NoGradGuard no_grad;
+      last_loss = model.loss(x, y);
+    };
+#ifdef SERPENT_CUDA
+    if (b.device.is_cuda()) {
+      forward();
+      cuda::CachingAllocator::get().reset_peak(b.device.index);
+    }
+#endif
+    const double ms = time_ms(forward, b.device, b.steps, b.warmup);
+    const double tokens_per_s = double(B * L) / (ms / 1e3);
+    std::printf("forward (eval): median %.2f ms, %.0f tokens/s (loss %.4f)\n", ms, tokens_per_s, last_loss.item());
+    report_device(b, tokens_per_s, matmul_flops_per_token(b.model) / 3);
+    return 0;
+  }
   // One training step: forward, backward (with the buckets: reducing them as it goes), global
   // norm, clipped AdamW update. Nothing here waits for the GPU; the timer's stop does.
   auto step = [&] {
@@ -194,16 +227,7 @@ int bench_model(const ModelBench& b) {
   const double ms = time_ms(step, b.device, b.steps, b.warmup);
   const double tokens_per_s = double(B * L) / (ms / 1e3);
   std::printf("train step: median %.2f ms, %.0f tokens/s (loss %.4f)\n", ms, tokens_per_s, last_loss.item());
-  if (b.device.is_cuda()) {
-    const double mfu = matmul_flops_per_token(b.model) * tokens_per_s / kPeakBf16Flops;
-    std::printf("MFU: %.1f%% of %.0f TFLOP/s (matmul FLOPs %.1f MFLOP/token)\n", 100 * mfu, kPeakBf16Flops / 1e12,
-                matmul_flops_per_token(b.model) / 1e6);
-#ifdef SERPENT_CUDA
-    const cuda::MemoryStats m = cuda::CachingAllocator::get().stats(b.device.index);
-    std::printf("peak memory: %.2f GiB in tensors, %.2f GiB reserved by the caching allocator, %lld cudaMalloc calls\n",
-                double(m.peak_allocated) / (1 << 30), double(m.peak_reserved) / (1 << 30), (long long)m.device_mallocs);
-#endif
-  }
+  report_device(b, tokens_per_s, matmul_flops_per_token(b.model));
   if (b.breakdown && b.device.is_cuda()) {
     std::printf("time per op family (forward + backward at this workload's shapes, x calls per step):\n");
     double total = 0;

@@ -45,7 +45,8 @@ int cmd_bench(const Args& args) {
   ArgParser p("bench",
               "Times full training steps (forward, backward, gradient norm, AdamW) of a Mamba language model on\n"
               "random tokens: tokens/s, and on a GPU also MFU, peak memory and, with --breakdown, the time per op\n"
-              "family. The model comes from --config (its model section) or from the size options.\n"
+              "family; with --forward, the evaluation forward pass instead. The model comes from --config (its\n"
+              "model section) or from the size options.\n"
               "`serpent bench scan --help` times the selective scan kernel alone.");
   p.option("config", "YAML", "take the model (and batch, sequence length, device, dtype) from a config")
       .option("device", "DEV", "cpu or cuda:N (default cpu, or the config's)")
@@ -59,6 +60,9 @@ int cmd_bench(const Args& args) {
       .option("warmup", "N", "untimed steps first", "1")
       .option("seed", "N", "random seed", "0")
       .option("breakdown", "", "also time each op family at this workload's shapes (GPU)")
+      .option("forward", "",
+              "time the forward pass alone, as serpent eval runs it (the loss, no graph recorded), instead of a "
+              "training step")
       .option("dist", "BACKEND",
               "keep the gradients in data-parallel buckets reduced by this communicator (local, nccl or mpi) at the "
               "launcher's world size (1 without one): compare with a run without --dist for the cost of data "
@@ -94,6 +98,9 @@ int cmd_bench(const Args& args) {
   b.warmup = p.get_int("warmup");
   b.seed = p.get_int("seed");
   b.breakdown = p.flag("breakdown");
+  b.forward_only = p.flag("forward");
+  SERPENT_CHECK(!(b.forward_only && (b.breakdown || p.has("dist"))),
+                "bench: --forward times the evaluation forward alone; it takes neither --breakdown nor --dist");
   if (p.has("dist")) {
     b.dist = p.get("dist");
     // Under a launcher each rank times its own GPU, as the trainer places them.

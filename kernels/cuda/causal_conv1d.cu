@@ -27,15 +27,12 @@ namespace {
 constexpr int kThreads = 128;   // channels per block
 constexpr int64_t kSteps = 64;  // time steps per thread
 
-__device__ __forceinline__ float sigmoid_f(float v) {
-  return 1.f / (1.f + expf(-v));
-}
 __device__ __forceinline__ float silu_f(float v) {
-  return v * sigmoid_f(v);
+  return v * fast_sigmoid(v);
 }
 // d silu / dv = sig(v) * (1 + v * (1 - sig(v)))
 __device__ __forceinline__ float silu_grad_f(float v) {
-  const float s = sigmoid_f(v);
+  const float s = fast_sigmoid(v);
   return s * (1.f + v * (1.f - s));
 }
 

@@ -30,10 +30,6 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-__device__ __forceinline__ float sigmoidf(float v) {
-  return 1.f / (1.f + expf(-v));
-}
-
 template <class T>
 __device__ __forceinline__ float load(const void* p, int64_t i) {
   return to_compute(static_cast<const T*>(p)[i]);
@@ -165,9 +161,9 @@ struct TileLoader {
         if (!a.delta_softplus || raw > 20.f) {
           dt = raw, dsp = 1.f;
         } else {
-          dt = log1pf(expf(raw)), dsp = sigmoidf(raw);
+          fast_softplus(raw, &dt, &dsp);
         }
-        const float zv = to_compute(z[j]), sg = a.z ? sigmoidf(zv) : 1.f;
+        const float zv = to_compute(z[j]), sg = a.z ? fast_sigmoid(zv) : 1.f;
         gate = a.z ? zv * sg : 1.f;
         if (backward) {
           const float go = to_compute(dout[j]);
