@@ -43,6 +43,20 @@ for stage in "${@:-}"; do
         echo "== serpent bench $args" | tee -a "$OUT/model_bench.log"
         ./build-gpu/serpent bench $args --steps 10 --warmup 2 2>&1 | tee -a "$OUT/model_bench.log"
       done ;;
+    forward-bench)
+      for args in "--config configs/mamba-130m.yaml --batch 16 --seq-len 2048" \
+                  "--config configs/mamba-1.4b.yaml --batch 8 --seq-len 2048"; do
+        echo "== serpent bench --forward $args" | tee -a "$OUT/forward_bench.log"
+        ./build-gpu/serpent bench --forward $args --steps 10 --warmup 2 2>&1 | tee -a "$OUT/forward_bench.log"
+      done ;;
+    scan-profile)
+      # Nsight Compute on the scan's forward and backward kernels at the 130m shape (hardware
+      # counters: throughput, occupancy, warp stalls), clocks as found.
+      ncu --clock-control none --kernel-name regex:'chunk_(output|backward)_kernel' --launch-skip 2 --launch-count 2 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+        ./build-gpu/serpent bench scan --shape 8,1536,2048,16 --steps 1 --warmup 1 > "$OUT/scan_profile.txt" 2>&1
+      echo "scan profile: status $?"; grep -E "Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|No Eligible|Block Limit" "$OUT/scan_profile.txt" ;;
     dist)
       # Data parallelism on one GPU: the NCCL path at world size 1 against the local one (tests),
       # and the cost of the NCCL gradient buckets in a mamba-130m training step (bench).
