@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -15,10 +16,11 @@ void print_usage() {
 
 }  // namespace
 
+// Exit codes: 0 success, 1 a user error (one line on stderr, as every command's errors), 3 a bug.
 int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();
-    return argc < 2 ? 2 : 0;
+    return argc < 2 ? 1 : 0;
   }
   const std::string name = argv[1];
   for (const auto& c : serpent::commands()) {
@@ -26,13 +28,17 @@ int main(int argc, char** argv) {
     try {
       return c.run(serpent::Args(argv + 2, argv + argc));
     } catch (const serpent::Error& e) {
-      std::fprintf(stderr, "serpent %s: error: %s\n", c.name, e.what());
+      std::fprintf(stderr, "serpent %s: error: %s\n", c.name, serpent::printable(e.what()).c_str());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      // Sizes from inputs are checked before anything is allocated; this is the machine itself.
+      std::fprintf(stderr, "serpent %s: error: out of memory\n", c.name);
       return 1;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "serpent %s: internal error: %s\n", c.name, e.what());
+      std::fprintf(stderr, "serpent %s: internal error: %s\n", c.name, serpent::printable(e.what()).c_str());
       return 3;
     }
   }
-  std::fprintf(stderr, "serpent: unknown command '%s' (see serpent --help)\n", name.c_str());
-  return 2;
+  std::fprintf(stderr, "serpent: unknown command '%s' (see serpent --help)\n", serpent::printable(name).c_str());
+  return 1;
 }

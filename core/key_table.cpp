@@ -43,8 +43,8 @@ Spec device_name() {
   s.device = true;
   return s;
 }
-Spec rank_or_auto() {
-  Spec s = at_least(1);
+Spec rank_or_auto(double hi) {
+  Spec s = interval(1, hi, false, false);
   s.auto_zero = true;
   return s;
 }

@@ -40,7 +40,7 @@ Spec interval(double lo, double hi, bool lo_open, bool hi_open);
 Spec nonempty();
 Spec one_of(std::vector<std::string> words);
 Spec device_name();
-Spec rank_or_auto();  // an integer >= 1, or "auto" (stored as 0)
+Spec rank_or_auto(double hi = std::numeric_limits<double>::infinity());  // an integer in [1, hi], or "auto" (0)
 
 // Shortest text that reads back to the same double, with a '.' before any exponent ("0.003",
 // "1.0e-05", "2"): YAML 1.1 readers such as PyYAML take 1e-05 for a string.

@@ -140,12 +140,27 @@ BpeTokenizer::BpeTokenizer(const std::string& path) : path_(path), serial_(g_nex
     // Vocabulary: token string -> id.
     const json& vocab = field(model, "vocab", "model.", path);
     SERPENT_CHECK(vocab.is_object(), path, ": model.vocab must be an object of token: id");
+    // The ids must be 0 .. count-1 without gaps, so none can reach the number of entries: checked
+    // before the id tables are sized from the largest one.
+    const json& added = field(j, "added_tokens", "", path);
+    SERPENT_CHECK(added.is_array(), path, ": added_tokens must be a list");
+    const int64_t entries = int64_t(vocab.size() + added.size());
+    auto checked_id = [&](const json& v, const std::string& what) {
+      SERPENT_CHECK(v.is_number_integer(), path, ": ", what, " has id ", v.dump(), "; ids are integers");
+      const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() < uint64_t(entries)
+                                                   : v.get<int64_t>() >= 0 && v.get<int64_t>() < entries;
+      SERPENT_CHECK(in_range, path, ": ", what, " has id ", v.dump(), ", outside 0 .. ", entries - 1,
+                    " (the file holds ", entries, " tokens, whose ids must be 0 .. ", entries - 1, " without gaps)");
+      return v.get<int64_t>();
+    };
     int64_t max_id = -1;
     for (auto it = vocab.begin(); it != vocab.end(); ++it)
-      max_id = std::max<int64_t>(max_id, it.value().get<int64_t>());
-    const json& added = field(j, "added_tokens", "", path);
-    for (const json& a : added) max_id = std::max<int64_t>(max_id, a.at("id").get<int64_t>());
-    SERPENT_CHECK(max_id >= 0 && max_id < (int64_t(1) << 31), path, ": bad largest token id ", max_id);
+      max_id = std::max(max_id, checked_id(it.value(), "token \"" + it.key() + "\""));
+    for (const json& a : added) {
+      SERPENT_CHECK(a.is_object() && a.contains("id"), path, ": every entry of added_tokens needs an id");
+      max_id = std::max(max_id, checked_id(a.at("id"), "an added token"));
+    }
+    SERPENT_CHECK(max_id >= 0, path, ": the vocabulary is empty");
     id_bytes_.assign(size_t(max_id + 1), std::string());
     std::vector<bool> assigned(size_t(max_id + 1), false);
     std::unordered_map<std::string, int32_t> token_id;  // byte-level strings, for the merges

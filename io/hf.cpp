@@ -47,11 +47,27 @@ class Fields {
     SERPENT_CHECK(has(key), source_, ": required field '", key, "' is missing");
     return j_[key];
   }
+  // Integers beyond 2^53 (or written as such floats) are refused before any conversion, so a
+  // huge value can neither overflow nor wrap.
   int64_t integer(const char* key) const {
     const json& v = at(key);
-    SERPENT_CHECK(v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()),
-                  source_, ": field '", key, "' must be an integer, got ", v.dump());
-    return v.is_number_integer() ? v.get<int64_t>() : int64_t(v.get<double>());
+    constexpr double kLimit = 9007199254740992.0;  // 2^53
+    const bool integral =
+        v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+    SERPENT_CHECK(integral, source_, ": field '", key, "' must be an integer, got ", v.dump());
+    const double d = v.get<double>();
+    SERPENT_CHECK(d >= -kLimit && d <= kLimit, source_, ": field '", key, "' = ", v.dump(), " is out of range");
+    return v.is_number_integer() ? v.get<int64_t>() : int64_t(d);
+  }
+  // A model size: an integer within the range of its model key (layers/mamba_config.h).
+  int64_t size(const char* key, const char* model_key) const {
+    const int64_t v = integer(key);
+    const std::string problem = keys::range_problem(v, model_key_spec(model_key));
+    SERPENT_CHECK(problem.empty(), source_, ": field '", key, "' (", model_key, ") ", problem, ", got ", v);
+    return v;
+  }
+  int64_t size(const char* key, const char* model_key, int64_t def) const {
+    return has(key) ? size(key, model_key) : def;
   }
   int64_t integer(const char* key, int64_t def) const { return has(key) ? integer(key) : def; }
   double number(const char* key, double def) const {
@@ -76,7 +92,7 @@ class Fields {
                     j_[key].dump());
       return 0;
     }
-    return integer(key, 0);
+    return has(key) ? size(key, "model.dt_rank") : 0;
   }
   const std::string& source() const { return source_; }
 
@@ -102,14 +118,14 @@ MambaConfig from_transformers(const Fields& f, bool* untied) {
       if (a.is_string() && a.get<std::string>().find("Mamba2") != std::string::npos)
         unsupported(src, "architectures", a.dump(), "Mamba-2 architectures are not implemented");
   MambaConfig c;
-  c.d_model = f.integer("hidden_size");
-  c.n_layer = f.integer("num_hidden_layers");
-  c.vocab_size = f.integer("vocab_size");
+  c.d_model = f.size("hidden_size", "model.d_model");
+  c.n_layer = f.size("num_hidden_layers", "model.n_layer");
+  c.vocab_size = f.size("vocab_size", "model.vocab_size");
   // transformers' vocab_size is the embedding's row count, already padded.
   c.pad_vocab_size_multiple = c.vocab_size % 8 == 0 ? 8 : 1;
-  c.d_state = f.integer("state_size", 16);
-  c.d_conv = f.integer("conv_kernel", 4);
-  c.expand = f.integer("expand", 2);
+  c.d_state = f.size("state_size", "model.d_state", 16);
+  c.d_conv = f.size("conv_kernel", "model.d_conv", 4);
+  c.expand = f.size("expand", "model.expand", 2);
   c.dt_rank = f.rank_or_auto("time_step_rank");
   c.norm_epsilon = f.number("layer_norm_epsilon", 1e-5);
   c.dt_min = f.number("time_step_min", c.dt_min);
@@ -135,10 +151,10 @@ MambaConfig from_transformers(const Fields& f, bool* untied) {
 MambaConfig from_reference(const Fields& f, bool* untied) {
   const std::string& src = f.source();
   MambaConfig c;
-  c.d_model = f.integer("d_model");
-  c.n_layer = f.integer("n_layer");
-  c.vocab_size = f.integer("vocab_size");
-  c.pad_vocab_size_multiple = f.integer("pad_vocab_size_multiple", 8);
+  c.d_model = f.size("d_model", "model.d_model");
+  c.n_layer = f.size("n_layer", "model.n_layer");
+  c.vocab_size = f.size("vocab_size", "model.vocab_size");
+  c.pad_vocab_size_multiple = f.size("pad_vocab_size_multiple", "model.pad_vocab_size_multiple", 8);
   if (!f.boolean("rms_norm", true))
     unsupported(src, "rms_norm", "false", "only RMSNorm is implemented (LayerNorm is not)");
   c.residual_in_fp32 = f.boolean("residual_in_fp32", true);
@@ -153,9 +169,9 @@ MambaConfig from_reference(const Fields& f, bool* untied) {
     const Fields s(f.at("ssm_cfg"), src + " (ssm_cfg)");
     const std::string layer = s.string("layer", "Mamba1");
     if (layer != "Mamba1") unsupported(s.source(), "layer", "\"" + layer + "\"", "serpent implements Mamba-1 only");
-    c.d_state = s.integer("d_state", c.d_state);
-    c.d_conv = s.integer("d_conv", c.d_conv);
-    c.expand = s.integer("expand", c.expand);
+    c.d_state = s.size("d_state", "model.d_state", c.d_state);
+    c.d_conv = s.size("d_conv", "model.d_conv", c.d_conv);
+    c.expand = s.size("expand", "model.expand", c.expand);
     c.dt_rank = s.rank_or_auto("dt_rank");
     c.dt_min = s.number("dt_min", c.dt_min);
     c.dt_max = s.number("dt_max", c.dt_max);

@@ -14,6 +14,29 @@ void MambaConfig::validate() const {
   SERPENT_CHECK(tie_embeddings, "model.tie_embeddings: only tied input and output embeddings are supported");
 }
 
+const keys::Spec& model_key_spec(const std::string& key) {
+  static const std::vector<std::pair<std::string, keys::Spec>> specs = [] {
+    std::vector<std::pair<std::string, keys::Spec>> out;
+    const MambaConfig defaults;
+    for_each_model_key(defaults, [&](const char* k, const auto&, const keys::Spec& s) { out.emplace_back(k, s); });
+    return out;
+  }();
+  for (const auto& [k, s] : specs)
+    if (k == key) return s;
+  fail("model_key_spec: no model key ", key);
+}
+
+int64_t MambaConfig::num_parameters() const {
+  const int64_t D = d_model, E = d_inner(), N = d_state, R = resolved_dt_rank(), W = d_conv;
+  const int64_t mixer = 2 * E * D                         // in_proj
+                        + E * W + (conv_bias ? E : 0)     // conv1d
+                        + (R + 2 * N) * E                 // x_proj
+                        + E * R + E                       // dt_proj weight and bias
+                        + E * N + E                       // A_log, D
+                        + D * E;                          // out_proj
+  return padded_vocab() * D + n_layer * (D + mixer) + D;  // embedding, layers (norm + mixer), norm_f
+}
+
 std::string MambaConfig::summary() const {
   return str_cat("d_model ", d_model, ", n_layer ", n_layer, ", d_inner ", d_inner(), ", d_state ", d_state,
                  ", d_conv ", d_conv, ", dt_rank ", resolved_dt_rank(), ", vocab ", vocab_size, " (padded ",

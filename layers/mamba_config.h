@@ -37,6 +37,9 @@ struct MambaConfig {
   // Throws serpent::Error naming the first key out of its range (the table below), or a
   // combination this implementation does not support (bias, LayerNorm, untied embeddings).
   void validate() const;
+  // The parameters MambaLM(*this) has, counted from the shapes; call on a validated config (the
+  // ranges keep it exact in int64).
+  int64_t num_parameters() const;
   std::string summary() const;
 
   bool operator==(const MambaConfig&) const = default;
@@ -47,17 +50,24 @@ struct MambaConfig {
 // type, MambaConfig's initializer its default) and spec its range (core/key_table.h). M is
 // MambaConfig or const MambaConfig. The training config reads and writes its model section
 // through this table (train/config.cpp).
+//
+// The upper bounds are far beyond any Mamba model (the largest published has d_model 2560 and
+// 64 layers) and keep every derived size within int64: d_inner <= 2^22, the largest weight
+// (in_proj, 2 d_inner x d_model) <= 2^39 elements, the whole model below 2^50.
+// The range of one key of the table ("model.d_model"); throws for a key it does not have.
+const keys::Spec& model_key_spec(const std::string& key);
+
 template <class M, class F>
 void for_each_model_key(M& m, F&& f) {
   using namespace keys;
-  f("model.d_model", m.d_model, at_least(1));
-  f("model.n_layer", m.n_layer, at_least(1));
-  f("model.vocab_size", m.vocab_size, at_least(1));
-  f("model.pad_vocab_size_multiple", m.pad_vocab_size_multiple, at_least(1));
-  f("model.d_state", m.d_state, at_least(1));
-  f("model.d_conv", m.d_conv, at_least(1));
-  f("model.expand", m.expand, at_least(1));
-  f("model.dt_rank", m.dt_rank, rank_or_auto());
+  f("model.d_model", m.d_model, interval(1, 65536, false, false));
+  f("model.n_layer", m.n_layer, interval(1, 1024, false, false));
+  f("model.vocab_size", m.vocab_size, interval(1, 1 << 24, false, false));
+  f("model.pad_vocab_size_multiple", m.pad_vocab_size_multiple, interval(1, 65536, false, false));
+  f("model.d_state", m.d_state, interval(1, 1024, false, false));
+  f("model.d_conv", m.d_conv, interval(1, 256, false, false));
+  f("model.expand", m.expand, interval(1, 64, false, false));
+  f("model.dt_rank", m.dt_rank, rank_or_auto(65536));
   f("model.dt_min", m.dt_min, positive());
   f("model.dt_max", m.dt_max, positive());
   f("model.dt_init_floor", m.dt_init_floor, positive());

@@ -11,7 +11,7 @@ namespace {
 std::atomic<int> g_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the flag is written from a signal handler");
 
-struct sigaction g_old_int, g_old_term;
+struct sigaction g_old_int, g_old_term, g_old_hup;
 
 extern "C" void on_stop_signal(int signum) {
   int expected = 0;
@@ -35,11 +35,13 @@ StopOnSignals::StopOnSignals() {
   sa.sa_flags = SA_RESTART;  // reads and writes in flight carry on; the loop polls the flag
   sigaction(SIGINT, &sa, &g_old_int);
   sigaction(SIGTERM, &sa, &g_old_term);
+  sigaction(SIGHUP, &sa, &g_old_hup);  // a closed terminal or ssh session: the same clean stop
 }
 
 StopOnSignals::~StopOnSignals() {
   sigaction(SIGINT, &g_old_int, nullptr);
   sigaction(SIGTERM, &g_old_term, nullptr);
+  sigaction(SIGHUP, &g_old_hup, nullptr);
 }
 
 int stop_signal() {
@@ -49,6 +51,7 @@ int stop_signal() {
 const char* signal_name(int signum) {
   if (signum == SIGINT) return "SIGINT";
   if (signum == SIGTERM) return "SIGTERM";
+  if (signum == SIGHUP) return "SIGHUP";
   static thread_local char buf[32];
   std::snprintf(buf, sizeof buf, "signal %d", signum);
   return buf;

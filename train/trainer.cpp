@@ -15,6 +15,7 @@
 #include "dist/comm.h"
 #include "layers/mamba_config_yaml.h"
 #include "train/loss_plot.h"
+#include "train/memory_estimate.h"
 #include "train/signals.h"
 
 namespace fs = std::filesystem;
@@ -45,16 +46,6 @@ std::string rate_text(double tokens_per_s) {
   if (tokens_per_s >= 1e6) return fmt("%.2fM", tokens_per_s / 1e6);
   if (tokens_per_s >= 1e4) return fmt("%.1fk", tokens_per_s / 1e3);
   return fmt("%.0f", tokens_per_s);
-}
-
-std::string with_commas(int64_t n) {
-  const std::string d = std::to_string(n);
-  std::string out;
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i > 0 && (d.size() - i) % 3 == 0) out += ',';
-    out += d[i];
-  }
-  return out;
 }
 
 DType model_dtype(const Config& cfg, Device device) {
@@ -184,6 +175,8 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
     warnings.push_back(str_cat("warning: data.path '", data, "' has no val shards (val_*.bin): no validation"));
   }
 
+  // Before anything large is allocated: the run must fit (parameters, optimizer, activations).
+  check_training_memory(cfg_, device_, env_.world_size);
   // The model is initialized on the cpu (the same numbers whatever the device), then moved.
   model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
   model_->to(device_);

@@ -1,6 +1,6 @@
 // `serpent train` as a user runs it. On one process: user mistakes end it with one line and exit
-// code 1, an exploding loss exits non-zero after the skipped steps, SIGTERM makes it checkpoint and
-// exit 0. Data parallel (docs/DISTRIBUTED.md): on 1, 2 and 3 cpu ranks (--nproc, which runs
+// code 1, an exploding loss exits non-zero after the skipped steps, SIGTERM or SIGHUP makes it
+// checkpoint and exit 0. Data parallel (docs/DISTRIBUTED.md): on 1, 2 and 3 cpu ranks (--nproc, which runs
 // mpirun; torchrun-style processes without mpirun), ZeRO-1, resuming on other rank counts, a stop
 // signal to one rank, a rank that dies, the errors of --nproc, and on a GPU the NCCL path at world
 // size 1. The data-parallel runs train the tiny model 20 steps of 6 micro-batches each, so one
@@ -19,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "tests/helpers.h"
 #include "train/metrics.h"
+#include "train/signals.h"
 
 namespace fs = std::filesystem;
 using namespace serpent;
@@ -75,28 +76,42 @@ TEST_F(TrainCommand, ExplodingLossExitsNonZeroAfterSkippedSteps) {
             std::vector<std::string>{checkpoint_path(runs_ + "/boom/checkpoints", 1)});
 }
 
-TEST_F(TrainCommand, SigtermFinishesTheStepWritesACheckpointAndExitsZero) {
-  // A run far too long to finish: it is stopped once it has logged a few steps.
-  const std::string cfg =
-      write_config("long", "train: {name: long, max_steps: 1000000, log_every: 1}\ncheckpoint: {every: 0}\n");
-  const std::string metrics = runs_ + "/long/metrics.jsonl";
-  const pid_t pid = spawn_serpent({"train", cfg}, dir_ / "long.out", dir_ / "long.err");
+// Starts a run far too long to finish, sends `sig` once it has logged a few steps, and expects
+// the clean stop: the step finished, a checkpoint written, exit code 0.
+void expect_clean_stop(const std::string& cfg, const std::string& runs, const TempDir& dir, int sig,
+                       const std::string& name) {
+  const std::string metrics = runs + "/" + name + "/metrics.jsonl";
+  const pid_t pid = spawn_serpent({"train", cfg}, dir / (name + ".out"), dir / (name + ".err"));
   ASSERT_GT(pid, 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (read_metrics(metrics).size() < 3 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_GE(read_metrics(metrics).size(), 3u) << read_text_file(dir_ / "long.err");
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
-  EXPECT_EQ(wait_exit_code(pid), 0) << read_text_file(dir_ / "long.err");
+  ASSERT_GE(read_metrics(metrics).size(), 3u) << read_text_file(dir / (name + ".err"));
+  ASSERT_EQ(kill(pid, sig), 0);
+  EXPECT_EQ(wait_exit_code(pid), 0) << read_text_file(dir / (name + ".err"));
 
-  const std::vector<std::string> ckpts = list_checkpoints(runs_ + "/long/checkpoints");
+  const std::vector<std::string> ckpts = list_checkpoints(runs + "/" + name + "/checkpoints");
   ASSERT_EQ(ckpts.size(), 1u);
   const Checkpoint c = load_checkpoint(ckpts[0]);  // verifies every checksum
   EXPECT_GE(c.train.step, 3);
-  EXPECT_EQ(ckpts[0], checkpoint_path(runs_ + "/long/checkpoints", c.train.step));
+  EXPECT_EQ(ckpts[0], checkpoint_path(runs + "/" + name + "/checkpoints", c.train.step));
   EXPECT_EQ(c.optim_step, c.train.step);
-  const std::string err = read_text_file(dir_ / "long.err");
-  EXPECT_NE(err.find(str_cat("received SIGTERM: stopped after step ", c.train.step)), std::string::npos) << err;
+  const std::string err = read_text_file(dir / (name + ".err"));
+  EXPECT_NE(err.find(str_cat("received ", signal_name(sig), ": stopped after step ", c.train.step)), std::string::npos)
+      << err;
+}
+
+TEST_F(TrainCommand, SigtermFinishesTheStepWritesACheckpointAndExitsZero) {
+  expect_clean_stop(
+      write_config("long", "train: {name: long, max_steps: 1000000, log_every: 1}\ncheckpoint: {every: 0}\n"), runs_,
+      dir_, SIGTERM, "long");
+}
+
+TEST_F(TrainCommand, SighupStopsAsCleanlyAsSigterm) {
+  // A closed terminal or a dropped ssh session must not lose the run.
+  expect_clean_stop(
+      write_config("hup", "train: {name: hup, max_steps: 1000000, log_every: 1}\ncheckpoint: {every: 0}\n"), runs_,
+      dir_, SIGHUP, "hup");
 }
 
 // ---- data parallel ----

@@ -283,6 +283,16 @@ TEST(Bpe, RefusesWhatItCannotEncodeExactly) {
   testing::write_file(dir / "merge.json", j.dump());
   testing::expect_error([&] { BpeTokenizer t(dir / "merge.json"); }, {"merge.json", "merge 2", "cd"});
   testing::expect_error([] { load_tokenizer("/nonexistent/tok.json"); }, {"/nonexistent/tok.json"});
+  // An id beyond the file's token count is refused before the id tables are sized by it.
+  testing::write_file(dir / "far.json", tiny_tokenizer_json(R"(,{"id": 400000000, "content": "<X>"})"));
+  testing::expect_error([&] { BpeTokenizer t(dir / "far.json"); },
+                        {"far.json", "added token", "400000000", "without gaps"});
+  testing::write_file(dir / "far_empty.json", tiny_tokenizer_json(R"(,{"id": 99999999, "content": ""})"));
+  testing::expect_error([&] { BpeTokenizer t(dir / "far_empty.json"); }, {"far_empty.json", "99999999"});
+  testing::write_file(dir / "negative.json", tiny_tokenizer_json(R"(,{"id": -1, "content": "<N>"})"));
+  testing::expect_error([&] { BpeTokenizer t(dir / "negative.json"); }, {"negative.json", "-1"});
+  testing::write_file(dir / "text_id.json", tiny_tokenizer_json(R"(,{"id": "263", "content": "<T>"})"));
+  testing::expect_error([&] { BpeTokenizer t(dir / "text_id.json"); }, {"text_id.json", "ids are integers"});
 }
 
 }  // namespace

@@ -268,6 +268,17 @@ TEST(HfInterop, UnsupportedConfigsNameTheField) {
   expect_import_error("inter", [](json& j) { j["intermediate_size"] = 40; }, {"intermediate_size", "40", "32"});
   expect_import_error("size", [](json& j) { j.erase("hidden_size"); }, {"hidden_size", "missing"});
   expect_import_error("float", [](json& j) { j["num_hidden_layers"] = "two"; }, {"num_hidden_layers", "integer"});
+  // Sizes are checked against their model key's range before anything is derived or allocated.
+  expect_import_error("layers", [](json& j) { j["num_hidden_layers"] = 1000000000; },
+                      {"config.json", "num_hidden_layers", "model.n_layer", "[1, 1024]", "1000000000"});
+  expect_import_error("huge", [](json& j) { j["hidden_size"] = 1.2e29; }, {"hidden_size", "out of range"});
+  expect_import_error("uhuge", [](json& j) { j["vocab_size"] = uint64_t(1) << 63; }, {"vocab_size", "out of range"});
+  expect_import_error("negative", [](json& j) { j["state_size"] = -4; }, {"state_size", "model.d_state", "-4"});
+  expect_import_error("reference_huge",
+                      [](json& j) {
+                        j = {{"d_model", 16}, {"n_layer", 2}, {"vocab_size", 16}, {"pad_vocab_size_multiple", 1e12}};
+                      },
+                      {"pad_vocab_size_multiple", "[1, 65536]"});
   expect_import_error("reference_layernorm",
                       [](json& j) {
                         j = {{"d_model", 16}, {"n_layer", 2}, {"vocab_size", 16}, {"rms_norm", false}};

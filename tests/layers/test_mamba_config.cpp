@@ -11,7 +11,7 @@ TEST(ModelConfig, InvalidValuesAreNamed) {
   MambaConfig c = byte_config();
   c.d_state = 0;
   Generator gen(1);
-  expect_error([&] { MambaLM m(c, gen); }, {"model.d_state", "must be >= 1", "got 0"});
+  expect_error([&] { MambaLM m(c, gen); }, {"model.d_state", "must be in [1, 1024]", "got 0"});
   c = byte_config();
   c.bias = true;
   expect_error([&] { MambaLM m(c, gen); }, {"model.bias"});

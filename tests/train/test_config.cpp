@@ -150,8 +150,8 @@ TEST(Config, WrongTypeNamesTheKey) {
 
 TEST(Config, OutOfRangeNamesTheKey) {
   expect_one_line_error([] { with({"optim.lr=-1"}); }, {"optim.lr must be > 0, got -1"});
-  expect_one_line_error([] { with({"model.n_layer=0"}); }, {"model.n_layer must be >= 1, got 0"});
-  expect_one_line_error([] { with({"model.dt_rank=-3"}); }, {"model.dt_rank must be >= 1 or auto, got -3"});
+  expect_one_line_error([] { with({"model.n_layer=0"}); }, {"model.n_layer must be in [1, 1024], got 0"});
+  expect_one_line_error([] { with({"model.dt_rank=-3"}); }, {"model.dt_rank must be in [1, 65536] or auto, got -3"});
   expect_one_line_error([] { with({"optim.betas=[0.9, 1.5]"}); }, {"optim.betas entries must be in [0, 1)"});
   expect_one_line_error([] { with({"optim.decay_fraction=0"}); }, {"optim.decay_fraction must be in (0, 1], got 0"});
   expect_one_line_error([] { with({"train.dtype=f16"}); }, {"train.dtype must be one of f32, bf16, f64, got 'f16'"});

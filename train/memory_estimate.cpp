@@ -1,0 +1,74 @@
+#include "train/memory_estimate.h"
+
+#include <algorithm>
+
+#include "core/memory.h"
+
+namespace serpent {
+
+MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int world_size) {
+  const MambaConfig& m = cfg.model;
+  const int64_t P = m.num_parameters();
+  const int64_t D = m.d_model, E = m.d_inner(), N = m.d_state, R = m.resolved_dt_rank();
+  const int64_t V = m.padded_vocab(), tokens_per_seq = cfg.data.seq_len;
+  const bool gpu = device.is_cuda();
+  const int64_t w = cfg.train.dtype == "f64" ? 8 : 4;   // parameter element
+  const int64_t a = cfg.train.dtype == "bf16" ? 2 : w;  // activation element
+  MemoryEstimate e;
+  e.weights = P * w + (cfg.train.dtype == "bf16" ? P * 2 : 0);
+  e.gradients = P * w;
+  e.optimizer = 2 * P * w / (cfg.dist.zero1 ? world_size : 1);
+  // Kept per token: per layer the f32 residual, norm and mixer outputs (D each), x, z, u, delta
+  // and y (E each), dt_low, B and C, and on a GPU the scan's state checkpoints (one every 32
+  // steps for d_state <= 16, more often above); then the embedding output and the final norm.
+  const int64_t segment = N <= 16 ? 32 : std::max<int64_t>(1, 128 / ((N + 3) / 4));
+  const int64_t per_layer = 4 * D + 2 * a * D + 5 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
+  const int64_t per_token = m.n_layer * per_layer + 2 * a * D + 4 * D;
+  // Backward's working set: one layer's activation gradients (about as much as it keeps).
+  const int64_t backward_per_token = per_layer;
+  e.per_sequence = tokens_per_seq * (per_token + backward_per_token);
+  const int64_t tokens = cfg.data.micro_batch_size * tokens_per_seq;
+  e.activations = tokens * per_token;
+  const int64_t chunk_logits = std::min(tokens * V, gpu ? int64_t(1) << 28 : int64_t(1) << 22);
+  e.transient = tokens * backward_per_token + chunk_logits * 4 + V * D * 4;  // + the lm_head's gradient buffer
+  return e;
+}
+
+void check_training_memory(const Config& cfg, Device device, int world_size) {
+  if (device.is_cuda()) {
+    // The model is initialized on the cpu, then moved.
+    const int64_t init = cfg.model.num_parameters() * 4;
+    const MemoryBudget host = memory_budget(Device::cpu());
+    SERPENT_CHECK(init <= host.bytes, "the model's ", with_commas(cfg.model.num_parameters()),
+                  " parameters are initialized on the cpu first and need ", bytes_text(init), ", but the cpu has ",
+                  bytes_text(host.bytes), " free (", host.limit,
+                  "); use a smaller model (model.d_model, model.n_layer)");
+  }
+  const MemoryEstimate e = estimate_training_memory(cfg, device, world_size);
+  const MemoryBudget budget = memory_budget(device);
+  if (e.total() <= budget.bytes) return;
+  const int64_t fixed = e.weights + e.gradients + e.optimizer;
+  std::string fix;
+  if (fixed < budget.bytes) {
+    // What does not grow with the micro-batch: the model's state and the loss's logits chunk.
+    const int64_t batch_part = cfg.data.micro_batch_size * e.per_sequence;
+    const int64_t room = budget.bytes - (e.total() - batch_part);
+    const int64_t fits = e.per_sequence > 0 ? std::max<int64_t>(0, room / e.per_sequence) : 0;
+    fix = fits >= 1 ? str_cat("lower data.micro_batch_size to ", fits, " or less (each sequence of data.seq_len ",
+                              cfg.data.seq_len, " needs about ", bytes_text(e.per_sequence), ")")
+                    : str_cat("lower data.seq_len (one sequence of ", cfg.data.seq_len, " tokens needs about ",
+                              bytes_text(e.per_sequence), ")");
+    if (cfg.train.dtype == "f32" && device.is_cuda()) fix += ", or set train.dtype bf16";
+  } else {
+    fix = str_cat("the model alone (", with_commas(cfg.model.num_parameters()), " parameters: weights, gradients ",
+                  "and AdamW moments ", bytes_text(fixed), ") does not fit: use a smaller model (model.d_model, ",
+                  "model.n_layer)", device.is_cuda() && !cfg.dist.zero1 ? ", or several GPUs with dist.zero1" : "");
+  }
+  fail("the run needs about ", bytes_text(e.total()), " (", bytes_text(fixed), " for the ",
+       with_commas(cfg.model.num_parameters()), " parameters, their gradients and AdamW moments, ",
+       bytes_text(e.activations + e.transient), " for a micro-batch of ", cfg.data.micro_batch_size, " x ",
+       cfg.data.seq_len, " tokens), but ", device.str(), " has ", bytes_text(budget.bytes), " free (", budget.limit,
+       "); ", fix);
+}
+
+}  // namespace serpent

@@ -1,0 +1,37 @@
+// What a training run needs in memory, estimated from its config before anything is allocated,
+// and the check that refuses a run that cannot fit (docs/TRAINING.md, "Memory").
+//
+// The count follows what the code keeps (docs/DESIGN.md): per parameter its f32 (f64) weight,
+// gradient (the data-parallel buckets' flat buffers) and two AdamW moments (sharded over the ranks
+// with dist.zero1), plus a bf16 copy under bf16 mixed precision; per token of one micro-batch,
+// what the autograd nodes keep for backward in each layer (the f32 residual stream, the norm
+// output, the mixer output, x, z, the conv output u, delta, the scan output y, dt_low, B, C, and
+// on a GPU the scan's f32 state checkpoints), and the largest transient of backward (one layer's
+// activation gradients) and of the loss (a chunk of logits).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/device.h"
+#include "train/config.h"
+
+namespace serpent {
+
+struct MemoryEstimate {
+  int64_t weights = 0;       // parameters, and their bf16 copies under mixed precision
+  int64_t gradients = 0;     // one full-size f32 gradient per parameter
+  int64_t optimizer = 0;     // AdamW's two moments (this rank's share)
+  int64_t activations = 0;   // kept for backward over one micro-batch
+  int64_t transient = 0;     // the largest working set on top: one layer's backward, the logits chunk
+  int64_t per_sequence = 0;  // what each sequence of the micro-batch adds to activations + transient
+  int64_t total() const { return weights + gradients + optimizer + activations + transient; }
+};
+
+MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int world_size);
+
+// Throws serpent::Error when the estimate exceeds what the device has free (core/memory.h): one
+// line with both numbers, what sets the limit, and the keys that would make the run fit.
+void check_training_memory(const Config& cfg, Device device, int world_size);
+
+}  // namespace serpent
