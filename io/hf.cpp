@@ -184,6 +184,16 @@ MambaConfig from_reference(const Fields& f, bool* untied) {
   return c;
 }
 
+// Imported weights are trained as they are: a NaN or infinity would poison the first step.
+void check_finite(const Tensor& t, const std::string& name, const std::string& file) {
+  const float* p = t.data<float>();
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(p[i])) first = first < 0 ? i : first, ++bad;
+  SERPENT_CHECK(bad == 0, file, ": tensor '", name, "' holds ", bad, " values that are NaN or infinite (the first at ",
+                "element ", first, " of ", t.numel(), "); serpent imports finite weights only");
+}
+
 // Why a tensor we do not expect might be there, to make the error useful.
 std::string unexpected_hint(const std::string& name) {
   auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
@@ -354,6 +364,7 @@ HfModel read_hf_dir(const std::string& dir) {
     SERPENT_CHECK(e->shape == shape, reader->path(), ": tensor '", file_name, "' has shape ", shape_str(e->shape),
                   ", expected ", shape_str(shape), " from ", config_path);
     m.tensors.emplace_back(name, reader->read_f32(file_name));
+    check_finite(m.tensors.back().second, file_name, reader->path());
     used.insert(name);
   }
   if (auto it = files.by_name.find(kLmHead); it != files.by_name.end()) {

@@ -108,10 +108,16 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     auto size = dtype_sizes().find(e.dtype);
     SERPENT_CHECK(size != dtype_sizes().end(), where, " has unknown dtype '", e.dtype, "'");
     SERPENT_CHECK(v["shape"].is_array(), where, ": shape is not an array");
+    // Sizes are bounded by the data they must describe before any product is formed.
+    uint64_t numel = 1;
     for (const auto& d : v["shape"]) {
       SERPENT_CHECK(d.is_number_unsigned(), where, ": shape ", v["shape"].dump(),
                     " holds a non-integer or negative size");
-      e.shape.push_back(d.get<int64_t>());
+      const uint64_t n = d.get<uint64_t>();
+      SERPENT_CHECK(n == 0 || numel <= data_size / n, where, ": shape ", v["shape"].dump(),
+                    " holds more elements than the ", data_size, " data bytes can");
+      numel *= n;
+      e.shape.push_back(int64_t(n));
     }
     const auto& off = v["data_offsets"];
     SERPENT_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
@@ -126,9 +132,18 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     entries_.push_back(std::move(e));
   }
   std::sort(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < entries_.size(); ++i)
-    SERPENT_CHECK(entries_[i].begin >= entries_[i - 1].end, "safetensors file ", path, ": tensors '",
-                  entries_[i - 1].name, "' and '", entries_[i].name, "' overlap");
+  // The format's data buffer is exactly its tensors, in some order: no overlap, no gap, nothing
+  // after the last one.
+  uint64_t at = 0;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    SERPENT_CHECK(entries_[i].begin >= at, "safetensors file ", path, ": tensors '", entries_[i - 1].name, "' and '",
+                  entries_[i].name, "' overlap");
+    SERPENT_CHECK(entries_[i].begin == at, "safetensors file ", path, ": ", entries_[i].begin - at,
+                  " bytes before tensor '", entries_[i].name, "' belong to no tensor");
+    at = entries_[i].end;
+  }
+  SERPENT_CHECK(at == data_size, "safetensors file ", path, ": ", data_size - at,
+                " bytes after the last tensor belong to no tensor (a damaged or appended file?)");
 }
 
 const SafetensorsEntry* SafetensorsReader::find(const std::string& name) const {

@@ -26,6 +26,22 @@ const keys::Spec& model_key_spec(const std::string& key) {
   fail("model_key_spec: no model key ", key);
 }
 
+std::vector<std::string> model_differences(const MambaConfig& a, const MambaConfig& b) {
+  auto texts = [](MambaConfig c) {
+    if (c.dt_rank == 0) c.dt_rank = c.resolved_dt_rank();
+    std::vector<std::pair<std::string, std::string>> out;
+    for_each_model_key(c, [&](const char* key, const auto& v, const keys::Spec& s) {
+      out.emplace_back(key, keys::value_text(v, s));
+    });
+    return out;
+  };
+  const auto ta = texts(a), tb = texts(b);
+  std::vector<std::string> diffs;
+  for (size_t i = 0; i < ta.size(); ++i)
+    if (ta[i].second != tb[i].second) diffs.push_back(ta[i].first + ": " + ta[i].second + " vs " + tb[i].second);
+  return diffs;
+}
+
 int64_t MambaConfig::num_parameters() const {
   const int64_t D = d_model, E = d_inner(), N = d_state, R = resolved_dt_rank(), W = d_conv;
   const int64_t mixer = 2 * E * D                         // in_proj

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/key_table.h"
 
@@ -54,6 +55,10 @@ struct MambaConfig {
 // The upper bounds are far beyond any Mamba model (the largest published has d_model 2560 and
 // 64 layers) and keep every derived size within int64: d_inner <= 2^22, the largest weight
 // (in_proj, 2 d_inner x d_model) <= 2^39 elements, the whole model below 2^50.
+// Every key whose value differs between two models, as "model.norm_epsilon: 1.0e-05 vs 0.1"
+// (a's value first). dt_rank auto and the number it resolves to count as the same.
+std::vector<std::string> model_differences(const MambaConfig& a, const MambaConfig& b);
+
 // The range of one key of the table ("model.d_model"); throws for a key it does not have.
 const keys::Spec& model_key_spec(const std::string& key);
 

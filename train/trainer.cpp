@@ -244,8 +244,9 @@ Trainer::~Trainer() {
 
 void Trainer::restore(const std::string& path, const Checkpoint& c, std::vector<std::string>& notes) {
   const MambaConfig saved = mamba_config_from_config_text(c.config_yaml, "checkpoint " + path);
-  SERPENT_CHECK(saved == cfg_.model, "checkpoint ", path, " holds a model with ", saved.summary(),
-                ", but the config describes ", cfg_.model.summary());
+  const std::vector<std::string> diffs = model_differences(saved, cfg_.model);
+  SERPENT_CHECK(diffs.empty(), "checkpoint ", path, " holds another model than the config describes (checkpoint vs ",
+                "config): ", join(diffs), "; resume with the checkpoint's model settings, or start a new run");
   SERPENT_CHECK(c.has_optim(), "checkpoint ", path,
                 " has no optimizer state (a model-only file, e.g. from import-hf), so training cannot resume from it");
   try {

@@ -33,4 +33,40 @@ TEST(HfCommands, ImportAndExportRunEndToEnd) {
   EXPECT_FALSE(fs::exists(tmp / "m2.h5"));
 }
 
+TEST(HfCommands, OutputsAreNotOverwrittenWithoutOverwrite) {
+  TempDir tmp;
+  Folder f(tmp, "hf");
+  const std::string dir = f.write();
+  ASSERT_EQ(run_serpent_shell("import-hf --in " + dir + " --out " + tmp / "m.h5").code, 0);
+  const std::string before = read_text_file(tmp / "m.h5");
+  ShellResult r = run_serpent_shell("import-hf --in " + dir + " --out " + tmp / "m.h5");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("already exists; pass --overwrite"), std::string::npos) << r.output;
+  EXPECT_EQ(read_text_file(tmp / "m.h5"), before);
+  EXPECT_EQ(run_serpent_shell("import-hf --in " + dir + " --out " + tmp / "m.h5 --overwrite").code, 0);
+
+  ASSERT_EQ(run_serpent_shell("export-hf --checkpoint " + tmp / "m.h5" + " --out " + tmp / "out").code, 0);
+  write_file(tmp / "out/README.md", "mine");
+  r = run_serpent_shell("export-hf --checkpoint " + tmp / "m.h5" + " --out " + tmp / "out");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("already holds files; pass --overwrite"), std::string::npos) << r.output;
+  r = run_serpent_shell("export-hf --checkpoint " + tmp / "m.h5" + " --out " + tmp / "out --overwrite");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_text_file(tmp / "out/README.md"), "mine");
+  fs::create_directories(tmp / "empty");
+  EXPECT_EQ(run_serpent_shell("export-hf --checkpoint " + tmp / "m.h5" + " --out " + tmp / "empty").code, 0);
+}
+
+TEST(HfCommands, NonFiniteWeightsAreRefused) {
+  TempDir tmp;
+  Folder f(tmp, "hf");
+  f.tensors[1].second.data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
+  const std::string dir = f.write();
+  const ShellResult r = run_serpent_shell("import-hf --in " + dir + " --out " + tmp / "m.h5");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("'" + f.tensors[1].first + "' holds 1 values that are NaN or infinite"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "m.h5"));
+}
+
 }  // namespace

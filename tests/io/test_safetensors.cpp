@@ -119,4 +119,23 @@ TEST(Safetensors, DamagedFilesAreRefusedByName) {
   expect_error([&] { r.read("nope"); }, {path, "no tensor 'nope'"});
 }
 
+TEST(Safetensors, EveryDataByteBelongsToATensorAndSizesAreBounded) {
+  TempDir dir;
+  const std::string path = dir / "bad.safetensors";
+  const std::string ok = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  write_file(path, handmade_safetensors(ok, std::string(8, '\0') + "appended"));
+  expect_error([&] { SafetensorsReader r(path); }, {path, "8 bytes after the last tensor"});
+  write_file(path,
+             handmade_safetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", std::string(12, '\0')));
+  expect_error([&] { SafetensorsReader r(path); }, {path, "4 bytes before tensor 'w'"});
+  write_file(path, handmade_safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                        R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                        std::string(8, '\0')));
+  expect_error([&] { SafetensorsReader r(path); }, {path, "overlap"});
+  // A shape whose element count overflows 64 bits, with offsets that a wrapped product would match.
+  write_file(path, handmade_safetensors(
+                       R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}})", ""));
+  expect_error([&] { SafetensorsReader r(path); }, {path, "'w'", "more elements than"});
+}
+
 }  // namespace

@@ -159,7 +159,18 @@ TEST_F(TrainerTest, ExplicitResumePathAndChangedModelAreChecked) {
   // The config's model must be the checkpoint's.
   Config wider = tiny_config(data_, runs_, "e");
   wider.model.d_model = 24;
-  expect_error([&] { Trainer t(wider, quiet(ckpt)); }, {ckpt, "d_model 16", "d_model 24"});
+  expect_error([&] { Trainer t(wider, quiet(ckpt)); }, {ckpt, "model.d_model: 16 vs 24"});
+  // Every key that differs is named with both values, not only the shapes.
+  Config eps = tiny_config(data_, runs_, "f");
+  eps.model.norm_epsilon = 0.1;
+  eps.model.conv_bias = false;
+  expect_error([&] { Trainer t(eps, quiet(ckpt)); },
+               {ckpt, "model.conv_bias: true vs false", "model.norm_epsilon: 1.0e-05 vs 0.1"});
+  // dt_rank auto is the number it resolves to.
+  Config rank = tiny_config(data_, runs_, "g");
+  rank.model.dt_rank = rank.model.resolved_dt_rank();
+  Trainer same_rank(rank, quiet(ckpt));
+  EXPECT_EQ(same_rank.completed_steps(), 2);
   // A damaged file named explicitly is an error, not a fallback.
   fs::resize_file(ckpt, 100);
   expect_error([&] { Trainer t(d, quiet(ckpt)); }, {ckpt});
