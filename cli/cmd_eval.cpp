@@ -1,4 +1,5 @@
 // serpent eval: validation loss and perplexity of a checkpoint over a whole validation split.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -6,6 +7,7 @@
 
 #include "cli/args.h"
 #include "core/storage.h"
+#include "data/shard.h"
 #include "infer/evaluate.h"
 #include "infer/inference.h"
 
@@ -72,7 +74,22 @@ int cmd_eval(const Args& args) {
   lo.batch_size = int_setting(p, "batch-size", m, "micro_batch_size", 8);
   lo.prefetch = 0;
   lo.vocab_size = m.model->config().vocab_size;
-  ValLoader val(find_shards(data, "val"), lo);
+  const std::vector<std::string> shards = find_shards(data, "val");
+  // A window never needs to be longer than the longest shard (a document run is cut at a shard's
+  // end), nor a batch to hold more windows than the split has: an oversized --seq-len or
+  // --batch-size would only allocate padding.
+  std::vector<int64_t> targets;  // per shard
+  for (const std::string& s : shards) targets.push_back(std::max<int64_t>(ShardReader(s).size() - 1, 0));
+  const int64_t longest = targets.empty() ? 0 : *std::max_element(targets.begin(), targets.end());
+  if (longest >= 1 && lo.seq_len > longest) {
+    std::fprintf(stderr, "eval: windows of %lld tokens are longer than the longest val shard; using %lld\n",
+                 (long long)lo.seq_len, (long long)longest);
+    lo.seq_len = longest;
+  }
+  int64_t windows = 0;
+  for (int64_t t : targets) windows += (t + lo.seq_len - 1) / lo.seq_len;
+  lo.batch_size = std::max<int64_t>(1, std::min(lo.batch_size, windows));
+  ValLoader val(shards, lo);
 
   std::fprintf(stderr, "eval: %s on %lld val tokens of %s (windows of %lld, %lld per batch, %s)\n", path.c_str(),
                (long long)val.num_target_tokens(), data.c_str(), (long long)lo.seq_len, (long long)lo.batch_size,

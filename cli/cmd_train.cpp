@@ -46,13 +46,21 @@ int cmd_train(const Args& args) {
       .option("stop-after", "N",
               "stop after N steps with a checkpoint, as an interruption would (the run can be resumed)");
   if (!p.parse(args)) return 0;
-  const Config cfg = Config::load(p.get("CONFIG"), p.get_all("set"));
+  const DistEnv env = dist_env_from_process();
+  Config cfg;
+  try {
+    cfg = Config::load(p.get("CONFIG"), p.get_all("set"));
+  } catch (const Error&) {
+    // Every rank reads the same file and arguments, so every rank has the same error: rank 0
+    // reports it.
+    if (env.rank != 0) return 1;
+    throw;
+  }
   TrainerOptions opts;
   if (p.has("resume")) {
     opts.resume = p.get("resume");
     SERPENT_CHECK(!opts.resume.empty(), "--resume expects auto or a checkpoint path");
   }
-  const DistEnv env = dist_env_from_process();
   if (p.has("nproc")) {
     const int64_t n = p.get_int("nproc");
     SERPENT_CHECK(n >= 1, "--nproc expects a positive number of processes, got ", n);

@@ -30,7 +30,18 @@ bool is_jsonl(const std::string& p) {
 // or truncated stream.
 class GzFile {
  public:
-  explicit GzFile(const std::string& path) : path_(path), f_(gzopen(path.c_str(), "rb")) {
+  explicit GzFile(const std::string& path) : path_(path), f_(nullptr) {
+    // zlib would read a file that is not gzip as plain text; a name that says .gz must be gzip.
+    if (ends_with(path, ".gz")) {
+      std::ifstream in(path, std::ios::binary);
+      SERPENT_CHECK(in, "cannot open '", path, "'");
+      unsigned char magic[2] = {0, 0};
+      in.read(reinterpret_cast<char*>(magic), 2);
+      SERPENT_CHECK(in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b, "'", path,
+                    "' is not gzip data (it does not start with the gzip signature 1f 8b); rename it if it is ",
+                    "plain text, or compress it with gzip");
+    }
+    f_ = gzopen(path.c_str(), "rb");
     SERPENT_CHECK(f_, "cannot open '", path, "'");
     gzbuffer(f_, 1 << 18);
   }

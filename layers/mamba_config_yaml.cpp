@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace serpent {
@@ -56,8 +58,12 @@ MambaConfig mamba_config_from_config_text(const std::string& text, const std::st
   const YAML::Node model = root["model"];
   SERPENT_CHECK(model.IsMap(), source, ": section 'model' must be a map of keys, got ", keys::describe(model));
   MambaConfig cfg;
+  std::vector<std::string> seen;
   for (const auto& kv : model) {
     const std::string key = "model." + kv.first.Scalar();
+    SERPENT_CHECK(std::find(seen.begin(), seen.end(), key) == seen.end(), source, ": key ", key,
+                  " appears twice; keep one");
+    seen.push_back(key);
     if (!keys::assign_key(cfg, ModelTable{}, source, key, kv.second)) keys::unknown_key(source, key, dotted_keys());
   }
   return cfg;

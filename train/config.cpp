@@ -3,7 +3,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/device.h"
@@ -110,18 +112,28 @@ Config Config::parse(const std::string& yaml_text, const std::string& source) {
   if (root.IsNull()) return c;
   SERPENT_CHECK(root.IsMap(), source, ": expected a map of sections (", join(sections(), ", "), "), got ",
                 describe(root));
+  // yaml-cpp keeps both entries of a repeated key; a second value would silently win.
+  std::set<std::string> seen;
   for (const auto& section : root) {
     const std::string name = section.first.Scalar();
     if (!is_section(name)) unknown_key(source, name, config_keys());
+    SERPENT_CHECK(seen.insert(name).second, source, ": section '", name, "' appears twice; merge the two");
     const YAML::Node& body = section.second;
     if (body.IsNull()) continue;
     SERPENT_CHECK(body.IsMap(), source, ": section '", name, "' must be a map of keys, got ", describe(body));
-    for (const auto& entry : body) assign(c, source, name + "." + entry.first.Scalar(), entry.second);
+    for (const auto& entry : body) {
+      const std::string key = name + "." + entry.first.Scalar();
+      SERPENT_CHECK(seen.insert(key).second, source, ": key ", key, " appears twice; keep one");
+      assign(c, source, key, entry.second);
+    }
   }
   return c;
 }
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  SERPENT_CHECK(!std::filesystem::is_directory(path, ec), "config file '", path,
+                "' is a folder; give a YAML file (e.g. configs/tiny.yaml)");
   std::ifstream in(path, std::ios::binary);
   SERPENT_CHECK(in, "cannot read config file '", path, "'");
   std::stringstream text;
@@ -158,6 +170,12 @@ void Config::set(const std::string& key, const std::string& value) {
 void Config::validate() const {
   for_each_key(*this, [](const char* name, const auto& member, const Spec& spec) { check_range(name, member, spec); });
   model.validate();
+  // The run folder is <log.runs_dir>/<train.name>: a name that is a path would put it elsewhere.
+  SERPENT_CHECK(
+      train.name != "." && train.name != ".." && train.name.find_first_of("/\\") == std::string::npos &&
+          std::none_of(train.name.begin(), train.name.end(), [](char ch) { return (unsigned char)ch < 0x20; }),
+      "train.name must be a folder name (no '/', not '.' or '..'), got '", train.name,
+      "'; set log.runs_dir for the folder the runs go to");
   SERPENT_CHECK(data.tokenizer != "byte" || model.vocab_size >= 257, "model.vocab_size ", model.vocab_size,
                 " is smaller than the byte tokenizer's 257 ids (256 bytes and end-of-text; data.tokenizer is byte)");
   SERPENT_CHECK(data.global_batch_tokens % tokens_per_micro_batch() == 0, "data.global_batch_tokens ",

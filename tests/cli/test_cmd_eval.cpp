@@ -129,4 +129,15 @@ TEST_F(EvalCommand, MistakesGiveOneLine) {
                         {"empty"});
 }
 
+TEST_F(EvalCommand, WindowsAreNoLongerThanTheSplit) {
+  // An absurd window or batch would only allocate padding: the same loss as one whole window.
+  const CliResult huge = run_serpent(
+      {"eval", "--checkpoint", ckpt_, "--seq-len", "100000000", "--batch-size", "100000000", "--json"}, dir_.path());
+  ASSERT_EQ(huge.code, 0) << huge.err;
+  EXPECT_NE(huge.err.find("longer than the longest val shard"), std::string::npos) << huge.err;
+  const CliResult whole = run_serpent({"eval", "--checkpoint", ckpt_, "--seq-len", "100000", "--json"}, dir_.path());
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(nlohmann::json::parse(huge.out)["loss"], nlohmann::json::parse(whole.out)["loss"]);
+}
+
 }  // namespace

@@ -354,6 +354,18 @@ TEST_F(DistTrain, NprocErrors) {
                 str_cat("--nproc ", n, " runs one process per GPU, but this machine has ", gpus, " GPU(s) visible")),
             std::string::npos)
       << r.output;
+  // A config error reaches every rank of a job; rank 0 alone reports it.
+  std::vector<std::string> argv = mpirun_argv(2);
+  for (const std::string& a : {std::string(SERPENT_BINARY), std::string("train"), dir_ + "/cfg.yaml",
+                               std::string("--set"), std::string("optim.lr=fast")})
+    argv.push_back(a);
+  r = run_process(argv, {}, dir_ + "/err2.out", 60);
+  EXPECT_NE(r.code, 0) << r.output;
+  size_t reports = 0;
+  for (size_t at = r.output.find("optim.lr expects a number"); at != std::string::npos;
+       at = r.output.find("optim.lr expects a number", at + 1))
+    ++reports;
+  EXPECT_EQ(reports, 1u) << r.output;
 }
 
 class DistTrainCuda : public NcclTest {};

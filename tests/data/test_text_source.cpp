@@ -51,5 +51,14 @@ TEST(TextSource, DamagedGzipIsAnErrorNamingTheFile) {
       {"cut.jsonl.gz", "damaged or truncated"});
 }
 
+TEST(TextSource, AGzNameThatIsNotGzipIsRefused) {
+  TempDir dir;
+  write_file(dir / "plain.jsonl.gz", "{\"text\": \"not compressed\"}\n");
+  DocumentReader r({dir / "plain.jsonl.gz"}, "text");
+  std::string text;
+  expect_error([&] { r.next(text); }, {"plain.jsonl.gz", "is not gzip data"});
+  expect_error([&] { read_file(dir / "plain.jsonl.gz"); }, {"plain.jsonl.gz", "is not gzip data"});
+}
+
 }  // namespace
 }  // namespace serpent

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "layers/mamba_config_yaml.h"
 #include "tests/helpers.h"
 #include "train/config.h"
 
@@ -298,6 +299,21 @@ TEST(Config, YamlRoundTripIsIdentical) {
 TEST(Config, EmptyFileGivesTheDefaults) {
   EXPECT_TRUE(Config::parse("", "empty") == Config());
   EXPECT_TRUE(Config::parse("# nothing\nmodel:\n", "empty") == Config());
+}
+
+TEST(Config, LenientInputsAreRefused) {
+  TempDir dir;
+  expect_one_line_error([&] { Config::load(dir.path()); }, {"config file '" + dir.path() + "' is a folder"});
+  expect_one_line_error([] { Config::parse("optim:\n  lr: 1.0e-3\n  lr: 0.1\n", "dup.yaml"); },
+                        {"dup.yaml: key optim.lr appears twice"});
+  expect_one_line_error([] { Config::parse("optim: {lr: 0.1}\noptim: {eps: 1.0e-6}\n", "dup.yaml"); },
+                        {"dup.yaml: section 'optim' appears twice"});
+  expect_one_line_error([] { mamba_config_from_config_text("model: {d_model: 8, d_model: 16}\n", "m.yaml"); },
+                        {"m.yaml: key model.d_model appears twice"});
+  for (const char* name : {"../x", "a/b", ".", "..", "x\\y"})
+    expect_one_line_error([&] { with({std::string("train.name=") + name}).validate(); },
+                          {"train.name must be a folder name", name});
+  EXPECT_NO_THROW(with({"train.name=run-2.b_c"}).validate());
 }
 
 TEST(Config, EveryKeyIsDocumented) {
