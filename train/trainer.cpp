@@ -188,6 +188,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   // The checkpoint folder and the run folder are rank 0's; a failure there stops every rank.
   run_agreed(dp_->comm(), [&] {
     if (rank() != 0) return;
+    lock_ = std::make_unique<RunFolderLock>(run_dir_);
     const std::vector<std::string> existing = list_checkpoints(ckpt_dir_);
     if (opts_.resume.empty()) {
       SERPENT_CHECK(existing.empty(), "the checkpoint folder ", ckpt_dir_, " already holds ", existing.size(),
@@ -207,8 +208,15 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
       restore(opts_.resume, load_checkpoint(opts_.resume), warnings);
     }
 
-    fs::create_directories(run_dir_, ec);
-    SERPENT_CHECK(!ec, "cannot create the run folder ", run_dir_, ": ", ec.message());
+    // A new run never truncates another run's record, whatever folder that run checkpointed to.
+    if (resumed_from_.empty()) {
+      for (const char* name : {"metrics.jsonl", "train.log"}) {
+        const fs::path f = fs::path(run_dir_) / name;
+        SERPENT_CHECK(!fs::exists(f, ec) || fs::file_size(f, ec) == 0, "the run folder ", run_dir_,
+                      " already holds another run's ", name, "; pass --resume auto to continue that run, or set ",
+                      "another train.name (or remove the folder) to start over");
+      }
+    }
     {
       std::ofstream out(run_dir_ + "/config.yaml", std::ios::binary | std::ios::trunc);
       out << cfg_.to_yaml();

@@ -53,6 +53,7 @@
 #include "train/data_parallel.h"
 #include "train/loop_state.h"
 #include "train/metrics.h"
+#include "train/run_lock.h"
 
 namespace serpent {
 
@@ -153,6 +154,7 @@ class Trainer {
   // A resumed checkpoint's optimizer state, on rank 0, until sync_from_rank0 hands it out.
   NamedTensors pending_optim_;
 
+  std::unique_ptr<RunFolderLock> lock_;  // rank 0, while the trainer lives
   std::unique_ptr<MetricsWriter> metrics_;
   std::FILE* log_ = nullptr;
   // Throughput of this session: seconds spent in step(), and where the last record left off.

@@ -107,6 +107,34 @@ TEST_F(TrainCommand, SigtermFinishesTheStepWritesACheckpointAndExitsZero) {
       dir_, SIGTERM, "long");
 }
 
+TEST_F(TrainCommand, ARunFolderHoldsOneRunAndIsNeverTruncated) {
+  const std::string cfg =
+      write_config("one", "train: {name: one, max_steps: 1000000, log_every: 1}\ncheckpoint: {every: 0}\n");
+  const std::string metrics = runs_ + "/one/metrics.jsonl";
+  const pid_t pid = spawn_serpent({"train", cfg}, dir_ / "one.out", dir_ / "one.err");
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read_metrics(metrics).size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GE(read_metrics(metrics).size(), 2u) << read_text_file(dir_ / "one.err");
+  // A second run of the same name while the first trains.
+  expect_one_line_error(
+      run_serpent({"train", cfg}, dir_.path()), "train",
+      {"the run folder " + runs_ + "/one is in use by another serpent train (pid " + std::to_string(pid) + ")"});
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  ASSERT_EQ(wait_exit_code(pid), 0) << read_text_file(dir_ / "one.err");
+  const std::string before = read_text_file(metrics), log_before = read_text_file(runs_ + "/one/train.log");
+  // Another checkpoint.dir does not make it another run: the first run's files stay as they are.
+  expect_one_line_error(
+      run_serpent({"train", cfg, "--set", "checkpoint.dir=" + (dir_ / "elsewhere")}, dir_.path()), "train",
+      {"the run folder " + runs_ + "/one already holds another run's metrics.jsonl", "--resume auto"});
+  EXPECT_EQ(read_text_file(metrics), before);
+  EXPECT_EQ(read_text_file(runs_ + "/one/train.log"), log_before);
+  // The lock went with the process (no stale lock): the run resumes.
+  const CliResult resumed = run_serpent({"train", cfg, "--resume", "auto", "--stop-after", "1"}, dir_.path());
+  EXPECT_EQ(resumed.code, 0) << resumed.err;
+}
+
 TEST_F(TrainCommand, SighupStopsAsCleanlyAsSigterm) {
   // A closed terminal or a dropped ssh session must not lose the run.
   expect_clean_stop(

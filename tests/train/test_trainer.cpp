@@ -154,8 +154,12 @@ TEST_F(TrainerTest, ExplicitResumePathAndChangedModelAreChecked) {
   expect_error([&] { Trainer t(c, quiet()); }, {"already holds 1 checkpoint", "--resume auto"});
   // --resume PATH continues another run's checkpoint in this run's folder.
   Config d = tiny_config(data_, runs_, "d");
-  Trainer from_path(d, quiet(ckpt));
-  EXPECT_EQ(from_path.completed_steps(), 2);
+  {
+    Trainer from_path(d, quiet(ckpt));
+    EXPECT_EQ(from_path.completed_steps(), 2);
+    // While it lives, it holds the run folder: a second trainer of the same run is refused.
+    expect_error([&] { Trainer t(d, quiet(ckpt)); }, {"run folder " + d.run_dir() + " is in use", "pid"});
+  }
   // The config's model must be the checkpoint's.
   Config wider = tiny_config(data_, runs_, "e");
   wider.model.d_model = 24;
