@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -43,19 +44,49 @@ struct Encoded {
   uint64_t input_pos = 0;
 };
 
-// Shards and manifest already in `out`: refused, or removed with --overwrite.
-void clear_output(const std::string& out, bool overwrite) {
-  std::vector<fs::path> old;
-  for (const auto& e : fs::directory_iterator(out)) {
+// The files of a dataset in `dir`: its shards and manifest.
+std::vector<fs::path> dataset_files(const std::string& dir) {
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
     const bool shard = e.path().extension() == ".bin" && (name.rfind("train_", 0) == 0 || name.rfind("val_", 0) == 0);
-    if (shard || name == "manifest.json") old.push_back(e.path());
+    if (shard || name == "manifest.json") found.push_back(e.path());
   }
-  if (old.empty()) return;
-  SERPENT_CHECK(overwrite, "output folder '", out, "' already holds a dataset (", old.front().filename().string(),
-                " ...); use --overwrite to replace it");
-  for (const auto& p : old) fs::remove(p);
+  std::sort(found.begin(), found.end());
+  return found;
 }
+
+// The new dataset is written into a hidden folder inside `out` and only replaces the old one
+// once it is complete, so a bad input (a typo, an empty folder, a truncated file) leaves the old
+// dataset as it was. Dropped without commit(), the folder goes with everything in it.
+class Staging {
+ public:
+  explicit Staging(const std::string& out)
+      : out_(out), dir_((fs::path(out) / (".prepare-" + std::to_string(::getpid()))).string()) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  ~Staging() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  const std::string& dir() const { return dir_; }
+
+  // Removes the old dataset's files and moves the new ones in, the manifest last, so that a
+  // manifest in `out` always describes shards that are all there.
+  void commit() {
+    for (const fs::path& p : dataset_files(out_)) fs::remove(p);
+    std::vector<fs::path> staged = dataset_files(dir_);
+    std::stable_partition(staged.begin(), staged.end(),
+                          [](const fs::path& p) { return p.filename() != "manifest.json"; });
+    for (const fs::path& p : staged) fs::rename(p, fs::path(out_) / p.filename());
+  }
+
+ private:
+  std::string out_, dir_;
+};
 
 class ProgressBar {
  public:
@@ -99,7 +130,10 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   std::error_code ec;
   fs::create_directories(o.out, ec);
   SERPENT_CHECK(fs::is_directory(o.out), "prepare: cannot create output folder '", o.out, "'");
-  clear_output(o.out, o.overwrite);
+  const std::vector<fs::path> old = dataset_files(o.out);
+  SERPENT_CHECK(old.empty() || o.overwrite, "output folder '", o.out, "' already holds a dataset (",
+                old.empty() ? "" : old.front().filename().string(), " ...); use --overwrite to replace it");
+  Staging staging(o.out);
 
   DocumentReader reader(o.inputs, o.text_key);
   const int threads = o.threads > 0 ? o.threads : std::max(1, int(std::thread::hardware_concurrency()));
@@ -185,7 +219,8 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
     });
 
   PrepareResult res;
-  ShardSequenceWriter train(o.out, "train", o.shard_tokens, width), val(o.out, "val", o.shard_tokens, width);
+  ShardSequenceWriter train(staging.dir(), "train", o.shard_tokens, width),
+      val(staging.dir(), "val", o.shard_tokens, width);
   ProgressBar bar(o.progress, reader.bytes_total());
   try {
     for (;;) {
@@ -238,7 +273,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
                         {"split", set == &train_shards ? "train" : "val"},
                         {"tokens", s.tokens},
                         {"sha256", s.sha256}});
-      res.shards.push_back(s.path);
+      res.shards.push_back((fs::path(o.out) / fs::path(s.path).filename()).string());
     }
   nlohmann::ordered_json tokenizer = {{"name", o.tokenizer}, {"vocab_size", tok->vocab_size()}, {"eot_id", eot}};
   tokenizer["sha256"] =
@@ -263,13 +298,13 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       {"shards", shards},
   };
   res.manifest = (fs::path(o.out) / "manifest.json").string();
-  const std::string tmp = res.manifest + ".tmp";
   {
-    std::ofstream f(tmp);
+    const std::string staged = (fs::path(staging.dir()) / "manifest.json").string();
+    std::ofstream f(staged);
     f << m.dump(2) << "\n";
-    SERPENT_CHECK(f.good(), "prepare: error writing '", tmp, "'");
+    SERPENT_CHECK(f.good(), "prepare: error writing '", staged, "'");
   }
-  fs::rename(tmp, res.manifest);
+  staging.commit();
   if (o.progress) {
     std::fprintf(stderr,
                  "prepare: %lld documents (%lld train, %lld val), %lld tokens (%lld train, %lld val) in %zu shards",

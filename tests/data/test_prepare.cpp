@@ -2,6 +2,7 @@
 // documents into train and val, the same shards whatever the threads, and refusing to mix with an
 // existing dataset. `serpent prepare` itself is in cli/test_cmd_prepare.cpp.
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/rng.h"
@@ -18,7 +19,9 @@ namespace {
 using testing::Corpus;
 using testing::expect_error;
 using testing::TempDir;
+using testing::read_text_file;
 using testing::write_file;
+using testing::write_gz;
 
 PrepareOptions options_for(const Corpus& c, const std::string& out) {
   PrepareOptions o;
@@ -129,6 +132,45 @@ TEST(Prepare, RefusesToMixWithAnExistingDataset) {
   EXPECT_FALSE(std::filesystem::exists(out / "train_000099.bin"));
   o.val_fraction = 1.5;
   expect_error([&] { prepare_dataset(o); }, {"--val-fraction", "1.5"});
+}
+
+TEST(Prepare, OverwriteKeepsTheOldDatasetUntilTheNewOneIsComplete) {
+  Corpus c;
+  TempDir out;
+  PrepareOptions o = options_for(c, out.path());
+  ::testing::internal::CaptureStderr();
+  prepare_dataset(o);
+  auto snapshot = [&] {
+    std::map<std::string, std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(out.path()))
+      files[e.path().filename().string()] = read_text_file(e.path().string());
+    return files;
+  };
+  const auto before = snapshot();
+  o.overwrite = true;
+  // A typo in the input, an empty folder, a truncated gzip: each fails and leaves the old dataset.
+  TempDir empty;
+  std::string jl;
+  for (int i = 0; i < 3000; ++i) jl += "{\"body\": \"line " + std::to_string(i) + " of a document\"}\n";
+  write_gz(empty / "whole.jsonl.gz", jl);
+  const std::string gz = read_text_file(empty / "whole.jsonl.gz");
+  std::filesystem::create_directories(empty / "nothing");
+  write_file(empty / "cut.jsonl.gz", gz.substr(0, gz.size() / 2));
+  for (const std::string& bad : {c.dir / "no_such_input", empty / "nothing", empty / "cut.jsonl.gz"}) {
+    SCOPED_TRACE(bad);
+    PrepareOptions b = o;
+    b.inputs = {bad};
+    EXPECT_THROW(prepare_dataset(b), Error);
+    EXPECT_EQ(snapshot(), before) << "the old dataset must be untouched, and no staging folder left";
+  }
+  // A good input replaces it, leaving nothing but the new dataset.
+  PrepareOptions good = o;
+  good.inputs = {empty / "whole.jsonl.gz"};
+  const PrepareResult r = prepare_dataset(good);
+  ::testing::internal::GetCapturedStderr();
+  for (const std::string& s : r.shards) EXPECT_TRUE(std::filesystem::exists(s)) << s;
+  for (const auto& [name, bytes] : snapshot()) EXPECT_EQ(name.rfind(".prepare-", 0), std::string::npos) << name;
+  EXPECT_NE(snapshot(), before);
 }
 
 }  // namespace
