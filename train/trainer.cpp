@@ -12,6 +12,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/storage.h"
+#include "data/dataset.h"
 #include "dist/comm.h"
 #include "layers/mamba_config_yaml.h"
 #include "train/loss_plot.h"
@@ -159,6 +160,19 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
                 cfg_.data.tokenizer, " --input TEXT_FILES_OR_FOLDERS --out ", data);
   std::vector<std::string> warnings;
   check_manifest(cfg_, warnings);
+  // The shards the manifest lists, checked against it, and every token id against the model's
+  // vocabulary (read in full once per dataset, data/dataset.h).
+  const bool show = opts_.progress && env_.rank == 0;
+  auto last_shown = std::chrono::steady_clock::now();
+  const DatasetShards shards = open_dataset(data, cfg_.model.vocab_size, [&](int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    // Worth a line only when it takes a while: 100 MB or more, every 5 s and at the end.
+    if (!show || total < 100000000 || (now - last_shown < std::chrono::seconds(5) && done < total)) return;
+    last_shown = now;
+    std::fprintf(stderr, "checking %s: %.0f of %.0f MB read (sha256 and token ids; once per dataset)\n", data.c_str(),
+                 double(done) / 1e6, double(total) / 1e6);
+  });
+  warnings.insert(warnings.end(), shards.warnings.begin(), shards.warnings.end());
   LoaderOptions lo;
   lo.batch_size = cfg_.data.micro_batch_size;
   lo.seq_len = cfg_.data.seq_len;
@@ -167,10 +181,10 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   lo.vocab_size = cfg_.model.vocab_size;
   lo.rank = env_.rank;
   lo.world_size = env_.world_size;
-  loader_ = std::make_unique<DataLoader>(find_shards(data, "train"), lo);
-  if (has_split(data, "val")) {
+  loader_ = std::make_unique<DataLoader>(shards.train, lo);
+  if (!shards.val.empty()) {
     lo.prefetch = 0;
-    val_ = std::make_unique<ValLoader>(find_shards(data, "val"), lo);
+    val_ = std::make_unique<ValLoader>(shards.val, lo);
   } else {
     warnings.push_back(str_cat("warning: data.path '", data, "' has no val shards (val_*.bin): no validation"));
   }

@@ -60,6 +60,23 @@ TEST_F(TrainCommand, UserMistakesGiveOneLineAndExitCode1) {
                         {"no such file"});
 }
 
+TEST_F(TrainCommand, ATokenOutsideTheVocabularyStopsTheRunBeforeItsFirstStep) {
+  // One bad id deep in the training data: found when the run starts, not when its window is drawn.
+  ShardReader good(data_ + "/train_000000.bin");
+  std::vector<int32_t> ids(size_t(good.size()));
+  for (int64_t i = 0; i < good.size(); ++i) ids[size_t(i)] = int32_t(good.at(i));
+  ids[ids.size() - 7] = 1000;
+  write_shard(data_ + "/train_000000.bin", ids.data(), ids.size(), TokenWidth::u16);
+  const std::string cfg = write_config("bad", "train: {name: bad, max_steps: 5}\noptim: {warmup_steps: 0}\n");
+  for (const char* resume : {"", "auto"}) {
+    std::vector<std::string> args = {"train", cfg};
+    if (*resume) args.insert(args.end(), {"--resume", resume});
+    expect_one_line_error(run_serpent(args, dir_.path()), "train",
+                          {"train_000000.bin holds token id 1000", "outside the model's vocabulary of 257"});
+  }
+  EXPECT_FALSE(fs::exists(runs_ + "/bad/metrics.jsonl"));
+}
+
 TEST_F(TrainCommand, ExplodingLossExitsNonZeroAfterSkippedSteps) {
   const CliResult r =
       run_serpent({"train", write_config("boom",
