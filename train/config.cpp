@@ -56,6 +56,7 @@ void for_each_key(C& c, F&& f) {
   f("checkpoint.every", c.checkpoint.every, at_least(0));
   f("checkpoint.keep_last", c.checkpoint.keep_last, at_least(1));
   f("checkpoint.dir", c.checkpoint.dir, any());
+  f("checkpoint.async", c.checkpoint.async, any());
 
   f("dist.backend", c.dist.backend, one_of({"auto", "local", "mpi", "nccl"}));
   f("dist.zero1", c.dist.zero1, any());

@@ -69,6 +69,7 @@ struct CheckpointConfig {
   int64_t every = 500;    // steps between checkpoints (0: only at the end)
   int64_t keep_last = 3;  // checkpoints kept on disk, newest first
   std::string dir;        // empty: <run folder>/checkpoints
+  bool async = true;      // write in a background thread from a host snapshot (io/checkpoint_writer.h)
 
   bool operator==(const CheckpointConfig&) const = default;
 };

@@ -30,6 +30,8 @@ MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int wo
   const int64_t tokens = cfg.data.micro_batch_size * tokens_per_seq;
   e.activations = tokens * per_token;
   const int64_t chunk_logits = std::min(tokens * V, gpu ? int64_t(1) << 28 : int64_t(1) << 22);
+  // A background save copies the weights and moments to the host while training goes on.
+  e.snapshot = cfg.checkpoint.async && !gpu ? P * w + e.optimizer : 0;
   e.transient = tokens * backward_per_token + chunk_logits * 4 + V * D * 4;  // + the lm_head's gradient buffer
   return e;
 }
@@ -47,7 +49,7 @@ void check_training_memory(const Config& cfg, Device device, int world_size) {
   const MemoryEstimate e = estimate_training_memory(cfg, device, world_size);
   const MemoryBudget budget = memory_budget(device);
   if (e.total() <= budget.bytes) return;
-  const int64_t fixed = e.weights + e.gradients + e.optimizer;
+  const int64_t fixed = e.weights + e.gradients + e.optimizer + e.snapshot;
   std::string fix;
   if (fixed < budget.bytes) {
     // What does not grow with the micro-batch: the model's state and the loss's logits chunk.
@@ -65,7 +67,8 @@ void check_training_memory(const Config& cfg, Device device, int world_size) {
                   "model.n_layer)", device.is_cuda() && !cfg.dist.zero1 ? ", or several GPUs with dist.zero1" : "");
   }
   fail("the run needs about ", bytes_text(e.total()), " (", bytes_text(fixed), " for the ",
-       with_commas(cfg.model.num_parameters()), " parameters, their gradients and AdamW moments, ",
+       with_commas(cfg.model.num_parameters()), " parameters, their gradients and AdamW moments",
+       e.snapshot ? " and the copy a background checkpoint save makes of them" : "", ", ",
        bytes_text(e.activations + e.transient), " for a micro-batch of ", cfg.data.micro_batch_size, " x ",
        cfg.data.seq_len, " tokens), but ", device.str(), " has ", bytes_text(budget.bytes), " free (", budget.limit,
        "); ", fix);

@@ -24,8 +24,9 @@ struct MemoryEstimate {
   int64_t optimizer = 0;     // AdamW's two moments (this rank's share)
   int64_t activations = 0;   // kept for backward over one micro-batch
   int64_t transient = 0;     // the largest working set on top: one layer's backward, the logits chunk
+  int64_t snapshot = 0;      // on the cpu with checkpoint.async: the host copy of weights and moments
   int64_t per_sequence = 0;  // what each sequence of the micro-batch adds to activations + transient
-  int64_t total() const { return weights + gradients + optimizer + activations + transient; }
+  int64_t total() const { return weights + gradients + optimizer + activations + transient + snapshot; }
 };
 
 MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int world_size);

@@ -14,6 +14,7 @@
 #include "core/storage.h"
 #include "data/dataset.h"
 #include "dist/comm.h"
+#include "io/checkpoint_writer.h"
 #include "layers/mamba_config_yaml.h"
 #include "train/loss_plot.h"
 #include "train/memory_estimate.h"
@@ -193,6 +194,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   check_training_memory(cfg_, device_, env_.world_size);
   // The model is initialized on the cpu (the same numbers whatever the device), then moved.
   model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
+  writer_ = std::make_unique<CheckpointWriter>(cfg_.checkpoint.async);
   model_->to(device_);
   if (cfg_.train.dtype == "bf16") model_->set_compute_dtype(DType::bf16);
   dp_ = std::make_unique<DataParallel>(*model_,
@@ -378,7 +380,12 @@ std::optional<EvalResult> Trainer::validate() {
 }
 
 std::string Trainer::write_checkpoint() {
-  // Every rank takes part in gathering the optimizer state; rank 0 writes the file.
+  const auto t0 = std::chrono::steady_clock::now();
+  // The previous save must be complete (and its failure, if any, stops every rank) before the
+  // next one starts: at most one in flight.
+  finish_checkpoint();
+  // Every rank takes part in gathering the optimizer state; rank 0 takes a host snapshot of the
+  // state and writes it, in the background with checkpoint.async.
   const NamedTensors optim = dp_->optimizer_state();
   const int64_t optim_steps = dp_->optimizer_steps();
   const std::string path = checkpoint_path(ckpt_dir_, loop_.step);
@@ -386,17 +393,26 @@ std::string Trainer::write_checkpoint() {
     if (rank() != 0) return;
     Checkpoint c;
     c.config_yaml = cfg_.to_yaml();
-    c.model = model_->named_parameters();
-    c.optim = optim;
+    c.model = host_copies(model_->named_parameters());
+    c.optim = host_copies(optim);
     LoopState state = snapshot();
     state.optim_step = optim_steps;
     state.save_to(c);
-    save_checkpoint(path, c);
-    prune_checkpoints(ckpt_dir_, cfg_.checkpoint.keep_last);
+    writer_->save(path, std::move(c), cfg_.checkpoint.keep_last);
   });
   last_checkpoint_ = path;
   last_checkpoint_step_ = loop_.step;
+  log_line(str_cat("checkpoint ", path, ": training stalled ", fmt("%.3f", seconds_since(t0)), " s",
+                   cfg_.checkpoint.async ? " (written in the background)" : ""));
   return path;
+}
+
+void Trainer::finish_checkpoint() {
+  run_agreed(dp_->comm(), [&] {
+    if (rank() != 0 || !writer_->in_flight()) return;
+    writer_->wait();
+    log_line(str_cat("checkpoint written in ", fmt("%.3f", writer_->last_write_seconds()), " s"));
+  });
 }
 
 void Trainer::note(const std::string& line) {
@@ -501,8 +517,9 @@ TrainSummary Trainer::run_steps(int64_t stop_step) {
           loop_.step - loop_.nonfinite_run + 1, " to ", loop_.step, ", train.max_nonfinite_steps ", max_bad, "); ",
           last_checkpoint_.empty() ? "no checkpoint was written" : "the last good checkpoint is " + last_checkpoint_,
           ". Lower optim.lr or check the data");
-      log_line("error: " + msg);  // main() prints it on stderr
-      throw JobError(msg);        // the loss and norm are the same on every rank: so is this decision
+      if (rank() == 0) writer_->wait();  // the last good checkpoint is complete on disk
+      log_line("error: " + msg);         // main() prints it on stderr
+      throw JobError(msg);               // the loss and norm are the same on every rank: so is this decision
     }
 
     const bool last = loop_.step == total_steps_;
@@ -524,6 +541,7 @@ TrainSummary Trainer::run_steps(int64_t stop_step) {
     const bool stop_here = stop_step >= 0 && loop_.step >= stop_step;
     if ((stop_requested_ || stop_here) && !last) {
       if (last_checkpoint_step_ != loop_.step) write_checkpoint();
+      finish_checkpoint();
       plot();
       const int sig = stop_signal();
       const std::string why = !stop_requested_ ? "stopped"
@@ -537,6 +555,7 @@ TrainSummary Trainer::run_steps(int64_t stop_step) {
       return s;
     }
   }
+  finish_checkpoint();
   s.reason = StopReason::completed;
   s.step = loop_.step;
   s.checkpoint = last_checkpoint_;

@@ -47,6 +47,7 @@
 #include "dist/dist_env.h"
 #include "infer/evaluate.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_writer.h"
 #include "layers/mamba.h"
 #include "optim/schedule.h"
 #include "train/config.h"
@@ -104,6 +105,8 @@ class Trainer {
   // Writes the checkpoint of the current step and prunes the folder to checkpoint.keep_last;
   // returns its path.
   std::string write_checkpoint();
+  // Waits for a checkpoint being written in the background; its failure stops every rank.
+  void finish_checkpoint();
 
   int64_t completed_steps() const { return loop_.step; }
   int64_t total_steps() const { return total_steps_; }
@@ -154,7 +157,8 @@ class Trainer {
   // A resumed checkpoint's optimizer state, on rank 0, until sync_from_rank0 hands it out.
   NamedTensors pending_optim_;
 
-  std::unique_ptr<RunFolderLock> lock_;  // rank 0, while the trainer lives
+  std::unique_ptr<RunFolderLock> lock_;       // rank 0, while the trainer lives
+  std::unique_ptr<CheckpointWriter> writer_;  // rank 0 writes; at most one save in flight
   std::unique_ptr<MetricsWriter> metrics_;
   std::FILE* log_ = nullptr;
   // Throughput of this session: seconds spent in step(), and where the last record left off.

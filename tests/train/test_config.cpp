@@ -259,6 +259,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "checkpoint.every=13",
     "checkpoint.keep_last=9",
     "checkpoint.dir='quoted'",
+    "checkpoint.async=false",
     "dist.backend=mpi",
     "dist.zero1=true",
     "dist.bucket_mb=2.5",
