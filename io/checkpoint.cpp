@@ -495,6 +495,14 @@ class Reader {
       if (nd < 0) err_.hdf5_fail("reading the shape of " + path);
       std::vector<hsize_t> dims(static_cast<size_t>(nd));
       H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+      // serpent writes every dataset contiguous and uncompressed, so none can hold more bytes than
+      // the file: a larger shape (which HDF5 would fill on read) is damage, caught before any
+      // allocation is sized by it.
+      uint64_t bytes = e.kind == Kind::f32 ? 4 : 8;
+      for (hsize_t d : dims) {
+        if (d != 0 && bytes > file_bytes_ / d) err_.damaged(path + " has a shape larger than the file can hold");
+        bytes *= d;
+      }
       e.shape.assign(dims.begin(), dims.end());
       e.crc = scalar_attribute<uint32_t>(obj, "crc32", H5T_NATIVE_UINT32, path);
       group_children_[group_path == "/" ? "" : group_path].push_back(path);

@@ -356,4 +356,25 @@ TEST(Checkpoint, OtherFilesAreNotCheckpoints) {
   EXPECT_TRUE(is_checkpoint_file(dir / "ours.h5"));
 }
 
+TEST(Checkpoint, AShapeLargerThanTheFileIsDamageNotAnAllocation) {
+  // HDF5 stores a dataset that was never written in no bytes and reads it as its fill value: a
+  // file of a few kB could make a reader allocate 2^50 bytes.
+  TempDir dir;
+  Trained t;
+  save_checkpoint(dir / "c.h5", t.checkpoint());
+  hid_t f = H5Fopen((dir / "c.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  const hsize_t dims[2] = {hsize_t(1) << 24, hsize_t(1) << 24};
+  hid_t space = H5Screate_simple(2, dims, nullptr);
+  hid_t d = H5Dcreate2(f, "/model/huge", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(d, 0);
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Fclose(f);
+  EXPECT_LT(std::filesystem::file_size(dir / "c.h5"), uint64_t(1) << 24);
+  for (auto parts : {CheckpointParts::all, CheckpointParts::model_only})
+    expect_error([&] { load_checkpoint(dir / "c.h5", parts); },
+                 {"c.h5", "/model/huge has a shape larger than the file can hold"});
+  expect_error([&] { read_checkpoint_summary(dir / "c.h5"); }, {"/model/huge", "larger than the file"});
+}
+
 }  // namespace
