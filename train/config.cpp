@@ -40,6 +40,7 @@ void for_each_key(C& c, F&& f) {
   f("train.grad_clip", c.train.grad_clip, at_least(0));
   f("train.log_every", c.train.log_every, at_least(1));
   f("train.max_nonfinite_steps", c.train.max_nonfinite_steps, at_least(1));
+  f("train.init_from", c.train.init_from, any());
 
   f("optim.lr", c.optim.lr, positive());
   f("optim.min_lr", c.optim.min_lr, at_least(0));
@@ -126,6 +127,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& source) {
       const std::string key = name + "." + entry.first.Scalar();
       SERPENT_CHECK(seen.insert(key).second, source, ": key ", key, " appears twice; keep one");
       assign(c, source, key, entry.second);
+      if (name == "model") c.model_given = true;
     }
   }
   return c;
@@ -166,6 +168,7 @@ void Config::set(const std::string& key, const std::string& value) {
     }
   }
   assign(*this, where, key, node);
+  if (key.rfind("model.", 0) == 0) model_given = true;
 }
 
 void Config::validate() const {

@@ -41,6 +41,7 @@ struct TrainConfig {
   double grad_clip = 1.0;           // max global gradient norm; 0 turns clipping off
   int64_t log_every = 10;           // steps between progress lines / metrics records
   int64_t max_nonfinite_steps = 5;  // consecutive skipped non-finite steps before the run stops
+  std::string init_from;            // "": random init; else a checkpoint or HF folder to start from
 
   bool operator==(const TrainConfig&) const = default;
 };
@@ -91,6 +92,9 @@ struct LogConfig {
 
 struct Config {
   MambaConfig model;
+  // Whether the file or a --set gave any model key: with train.init_from and no model key, the
+  // model is the one the source holds.
+  bool model_given = false;
   DataConfig data;
   TrainConfig train;
   OptimConfig optim;

@@ -16,6 +16,7 @@
 #include "dist/comm.h"
 #include "io/checkpoint_writer.h"
 #include "layers/mamba_config_yaml.h"
+#include "train/init_from.h"
 #include "train/loss_plot.h"
 #include "train/memory_estimate.h"
 #include "train/signals.h"
@@ -107,6 +108,17 @@ void check_manifest(const Config& cfg, std::vector<std::string>& warnings) {
   }
 }
 
+// The config with, under train.init_from and no model key given, the model the source holds;
+// validated.
+Config with_init_model(Config cfg) {
+  if (!cfg.train.init_from.empty() && !cfg.model_given) {
+    cfg.model = init_source_model(cfg.train.init_from);
+    cfg.model_given = true;
+  }
+  cfg.validate();
+  return cfg;
+}
+
 // Dotted keys whose values differ between two configs (their YAML dumps list every key in the
 // same order, one per line).
 std::vector<std::string> changed_keys(const Config& a, const Config& b) {
@@ -131,7 +143,7 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
-    : cfg_((cfg.validate(), cfg)),
+    : cfg_(with_init_model(cfg)),
       opts_(opts),
       env_(dist_env_from_process()),
       device_(train_device(cfg, env_)),
@@ -224,6 +236,12 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
       restore(opts_.resume, load_checkpoint(opts_.resume), warnings);
     }
 
+    // A new run from trained weights (a resumed one has its own).
+    if (resumed_from_.empty() && !cfg_.train.init_from.empty()) {
+      model_->load_state_dict(read_init_weights(cfg_.train.init_from, cfg_.model));
+      warnings.push_back(str_cat("note: the weights come from ", cfg_.train.init_from,
+                                 " (train.init_from); step 0, a new optimizer and this config's schedule"));
+    }
     // A new run never truncates another run's record, whatever folder that run checkpointed to.
     if (resumed_from_.empty()) {
       for (const char* name : {"metrics.jsonl", "train.log"}) {

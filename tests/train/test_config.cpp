@@ -260,6 +260,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "checkpoint.keep_last=9",
     "checkpoint.dir='quoted'",
     "checkpoint.async=false",
+    "train.init_from=runs/x/checkpoints/step_00000100.h5",
     "dist.backend=mpi",
     "dist.zero1=true",
     "dist.bucket_mb=2.5",
