@@ -25,7 +25,7 @@ void for_each_key(C& c, F&& f) {
   for_each_model_key(c.model, f);
 
   f("data.path", c.data.path, nonempty());
-  f("data.tokenizer", c.data.tokenizer, nonempty());
+  f("data.tokenizer", c.data.tokenizer, any());
   f("data.seq_len", c.data.seq_len, at_least(1));
   f("data.micro_batch_size", c.data.micro_batch_size, at_least(1));
   f("data.global_batch_tokens", c.data.global_batch_tokens, at_least(1));

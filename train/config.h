@@ -22,7 +22,7 @@ namespace serpent {
 
 struct DataConfig {
   std::string path = "data/prepared";    // a folder made by `serpent prepare` (shards + manifest.json)
-  std::string tokenizer = "byte";        // "byte" or a tokenizer.json, to encode prompts and decode samples
+  std::string tokenizer;                 // "byte" or a tokenizer.json; "": the one the dataset was prepared with
   int64_t seq_len = 2048;                // tokens per training sequence
   int64_t micro_batch_size = 8;          // sequences per forward/backward on one device
   int64_t global_batch_tokens = 524288;  // tokens per optimizer step over all devices and micro-batches
@@ -132,7 +132,11 @@ struct Config {
   ScheduleConfig schedule_config() const;
   AdamWConfig adamw_config() const;
 
-  bool operator==(const Config&) const = default;
+  // The settings alone: whether the model keys were given is not part of what a config says.
+  bool operator==(const Config& o) const {
+    return model == o.model && data == o.data && train == o.train && optim == o.optim && eval == o.eval &&
+           checkpoint == o.checkpoint && dist == o.dist && log == o.log;
+  }
 };
 
 // Every key as its dotted path, in the order the YAML dump lists them.

@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "core/storage.h"
 #include "data/dataset.h"
+#include "data/sha256.h"
 #include "dist/comm.h"
 #include "io/checkpoint_writer.h"
 #include "layers/mamba_config_yaml.h"
@@ -80,8 +81,8 @@ bool has_split(const std::string& where, const std::string& split) {
 }
 
 // The data folder's manifest.json, when it has one: its tokenizer's vocabulary must fit the
-// model, and its tokenizer should be the one samples are decoded with.
-void check_manifest(const Config& cfg, std::vector<std::string>& warnings) {
+// model.
+void check_manifest(const Config& cfg) {
   const fs::path manifest = fs::path(cfg.data.path) / "manifest.json";
   std::error_code ec;
   if (!fs::is_regular_file(manifest, ec)) return;
@@ -99,18 +100,40 @@ void check_manifest(const Config& cfg, std::vector<std::string>& warnings) {
     SERPENT_CHECK(v <= cfg.model.vocab_size, "data.path ", cfg.data.path, " was tokenized with a vocabulary of ", v,
                   " ids (", manifest.string(), "), more than model.vocab_size ", cfg.model.vocab_size);
   }
-  if (tok.contains("name") && tok["name"].is_string()) {
-    const std::string name = tok["name"].get<std::string>();
-    if ((name == "byte") != (cfg.data.tokenizer == "byte"))
-      warnings.push_back(str_cat("warning: data.path ", cfg.data.path, " was prepared with tokenizer '", name,
-                                 "' but data.tokenizer is '", cfg.data.tokenizer,
-                                 "'; samples will be decoded with the latter"));
-  }
 }
 
-// The config with, under train.init_from and no model key given, the model the source holds;
-// validated.
+// data.tokenizer: the one the dataset's manifest names when the config names none; a config that
+// names another one is refused (its samples would be decoded with the wrong vocabulary). The
+// same tokenizer under another path is recognized by the manifest's sha256 of tokenizer.json.
+void resolve_data_tokenizer(Config& cfg) {
+  const fs::path manifest = fs::path(cfg.data.path) / "manifest.json";
+  std::error_code ec;
+  nlohmann::json tok;
+  if (fs::is_regular_file(manifest, ec)) {
+    try {
+      std::ifstream in(manifest);
+      tok = nlohmann::json::parse(in).value("tokenizer", nlohmann::json());
+    } catch (const nlohmann::json::exception& e) {
+      fail(manifest.string(), " is not valid JSON (", e.what(), ")");
+    }
+  }
+  const std::string named = tok.is_object() && tok.contains("name") && tok["name"].is_string() ? tok["name"] : "";
+  std::string& mine = cfg.data.tokenizer;
+  if (mine.empty()) {
+    mine = named.empty() ? "byte" : named;
+    return;
+  }
+  if (named.empty() || mine == named) return;
+  const std::string sha = tok.contains("sha256") && tok["sha256"].is_string() ? tok["sha256"] : "";
+  if (mine != "byte" && !sha.empty() && fs::is_regular_file(mine, ec) && sha256_file(mine) == sha) return;
+  fail("data.tokenizer is '", mine, "' but ", cfg.data.path, " was prepared with '", named, "' (", manifest.string(),
+       "); leave data.tokenizer out to use the dataset's, or prepare the data with this tokenizer");
+}
+
+// The config as the run uses it, validated: data.tokenizer resolved against the dataset, and
+// under train.init_from with no model key given, the model the source holds.
 Config with_init_model(Config cfg) {
+  resolve_data_tokenizer(cfg);
   if (!cfg.train.init_from.empty() && !cfg.model_given) {
     cfg.model = init_source_model(cfg.train.init_from);
     cfg.model_given = true;
@@ -172,7 +195,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
                 "' holds no train shards (train_*.bin); make them with: ", "serpent prepare --tokenizer ",
                 cfg_.data.tokenizer, " --input TEXT_FILES_OR_FOLDERS --out ", data);
   std::vector<std::string> warnings;
-  check_manifest(cfg_, warnings);
+  check_manifest(cfg_);
   // The shards the manifest lists, checked against it, and every token id against the model's
   // vocabulary (read in full once per dataset, data/dataset.h).
   const bool show = opts_.progress && env_.rank == 0;
@@ -243,7 +266,8 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
                                  " (train.init_from); step 0, a new optimizer and this config's schedule"));
     }
     // A new run never truncates another run's record, whatever folder that run checkpointed to.
-    if (resumed_from_.empty()) {
+    // (--resume auto that finds no checkpoint starts this run over: what is there is its own.)
+    if (opts_.resume.empty()) {
       for (const char* name : {"metrics.jsonl", "train.log"}) {
         const fs::path f = fs::path(run_dir_) / name;
         SERPENT_CHECK(!fs::exists(f, ec) || fs::file_size(f, ec) == 0, "the run folder ", run_dir_,

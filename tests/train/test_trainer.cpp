@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "data/prepare.h"
 #include "io/checkpoint.h"
 #include "tests/helpers.h"
 #include "train/metrics.h"
@@ -212,6 +213,35 @@ TEST_F(TrainerTest, NonFiniteLossSkipsUpdatesThenStopsKeepingTheLastGoodCheckpoi
             std::string::npos);
 }
 
+TEST_F(TrainerTest, DataTokenizerIsTheDatasets) {
+  // A dataset prepared with GPT-2's tokenizer, under a copy of tokenizer.json at another path.
+  fs::create_directories(dir_ / "tok");
+  fs::copy_file(gpt2_json(), dir_ / "tok/tokenizer.json");
+  PrepareOptions o;
+  o.tokenizer = dir_ / "tok/tokenizer.json";
+  o.inputs = {data_path("pride_and_prejudice_ch1.txt")};
+  o.out = dir_ / "gpt2data";
+  o.val_fraction = 0;
+  o.progress = false;
+  prepare_dataset(o);
+  Config c = tiny_config(dir_ / "gpt2data", runs_, "tok");
+  c.model.vocab_size = 50257;
+  c.data.seq_len = 16;
+  c.data.global_batch_tokens = 64;
+  c.eval.every = 0;
+  EXPECT_EQ(Trainer(c, quiet()).config().data.tokenizer, dir_ / "tok/tokenizer.json");
+  c.train.name = "tok2";
+  c.data.tokenizer = gpt2_json();  // the same file elsewhere: the same tokenizer
+  EXPECT_EQ(Trainer(c, quiet()).config().data.tokenizer, gpt2_json());
+  c.train.name = "tok3";
+  c.data.tokenizer = "byte";
+  expect_error([&] { Trainer t(c, quiet()); }, {"data.tokenizer is 'byte' but " + (dir_ / "gpt2data") +
+                                                    " was prepared with '" + (dir_ / "tok/tokenizer.json") + "'",
+                                                "leave data.tokenizer out"});
+  c.data.tokenizer = neox_json();
+  expect_error([&] { Trainer t(c, quiet()); }, {"data.tokenizer is '" + neox_json() + "'", "was prepared with"});
+}
+
 TEST_F(TrainerTest, RunFolderHoldsConfigMetricsLogAndLossCurve) {
   Config c = tiny_config(data_, runs_, "files");
   Trainer trainer(c, quiet("auto"));  // nothing to resume yet: a new run
@@ -220,9 +250,13 @@ TEST_F(TrainerTest, RunFolderHoldsConfigMetricsLogAndLossCurve) {
   const TrainSummary s = trainer.run();
   const std::string run = c.run_dir();
 
-  // The final checkpoint holds the whole state of the run.
+  // The final checkpoint holds the whole state of the run, and the config as the run resolved it:
+  // data.tokenizer, left empty, is the dataset's (byte: the dataset has no manifest).
+  Config resolved = c;
+  resolved.data.tokenizer = "byte";
+  EXPECT_EQ(trainer.config(), resolved);
   const Checkpoint ckpt = load_checkpoint(s.checkpoint);
-  EXPECT_EQ(Config::parse(ckpt.config_yaml), c);
+  EXPECT_EQ(Config::parse(ckpt.config_yaml), resolved);
   EXPECT_EQ(ckpt.train.step, 6);
   EXPECT_EQ(ckpt.train.tokens_seen, 6 * 128);
   EXPECT_EQ(ckpt.optim_step, 6);
@@ -235,7 +269,7 @@ TEST_F(TrainerTest, RunFolderHoldsConfigMetricsLogAndLossCurve) {
   EXPECT_EQ(ckpt.optim.size(), 2 * ckpt.model.size());
   expect_same_tensors(ckpt.model, trainer.model().named_parameters());
 
-  EXPECT_EQ(Config::parse(read_text_file(run + "/config.yaml")), c);
+  EXPECT_EQ(Config::parse(read_text_file(run + "/config.yaml")), resolved);
   const std::vector<MetricsRecord> m = metrics_of(c);
   ASSERT_EQ(m.size(), 3u);
   EXPECT_EQ(m.back().tokens, 6 * 128);
