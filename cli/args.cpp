@@ -27,6 +27,12 @@ ArgParser& ArgParser::positional(const std::string& name, const std::string& hel
   return *this;
 }
 
+ArgParser& ArgParser::required() {
+  SERPENT_CHECK(!specs_.empty(), "ArgParser::required: no option declared yet");
+  specs_.back().required = true;
+  return *this;
+}
+
 const ArgParser::Spec* ArgParser::find(const std::string& name) const {
   for (const Spec& s : specs_)
     if (s.name == name) return &s;
@@ -74,6 +80,12 @@ bool ArgParser::parse(const Args& args) {
   SERPENT_CHECK(positionals.size() <= positional_specs_.size(), "unexpected argument '",
                 positionals[positional_specs_.size()], "' (see serpent ", command_, " --help)");
   for (size_t i = 0; i < positionals.size(); ++i) values_[positional_specs_[i].first] = {positionals[i]};
+  std::string missing;
+  int n_missing = 0;
+  for (const Spec& s : specs_)
+    if (s.required && !values_.count(s.name)) missing += (n_missing++ ? ", --" : "--") + s.name;
+  SERPENT_CHECK(n_missing == 0, "missing required option", n_missing > 1 ? "s " : " ", missing, " (see serpent ",
+                command_, " --help)");
   for (const Spec& s : specs_)
     if (!values_.count(s.name) && !s.default_value.empty()) values_[s.name] = {s.default_value};
   return true;
@@ -117,23 +129,54 @@ double ArgParser::get_double(const std::string& name) const {
   fail("option --", name, " expects a number, got '", v, "'");
 }
 
+namespace {
+
+// Text wrapped to `width` columns, every line after the first indented by `indent` spaces; words
+// are kept whole and explicit line breaks kept.
+std::string wrapped(const std::string& text, size_t indent, size_t width = 100) {
+  std::string out, line;
+  auto flush = [&] {
+    if (!out.empty()) {
+      out += '\n';
+      out.append(indent, ' ');
+    }
+    out += line;
+    line.clear();
+  };
+  std::istringstream paragraphs(text);
+  for (std::string para; std::getline(paragraphs, para);) {
+    std::istringstream words(para);
+    for (std::string w; words >> w;) {
+      if (!line.empty() && indent + line.size() + 1 + w.size() > width) flush();
+      line += (line.empty() ? "" : " ") + w;
+    }
+    flush();
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ArgParser::help() const {
   std::ostringstream out;
   out << "usage: serpent " << command_;
   for (size_t i = 0; i < positional_specs_.size(); ++i)
     out << (i < required_positionals_ ? " " : " [") << positional_specs_[i].first
         << (i < required_positionals_ ? "" : "]");
-  out << " [options]\n\n" << description_ << "\n";
+  for (const Spec& s : specs_)
+    if (s.required) out << " --" << s.name << " " << s.value_name << (s.multi ? " ..." : "");
+  out << " [options]\n\n" << wrapped(description_, 0) << "\n";
   if (!positional_specs_.empty()) {
     out << "\narguments:\n";
-    for (const auto& [name, h] : positional_specs_) out << "  " << name << "\n      " << h << "\n";
+    for (const auto& [name, h] : positional_specs_) out << "  " << name << "\n      " << wrapped(h, 6) << "\n";
   }
   out << "\noptions:\n";
   for (const Spec& s : specs_) {
+    std::string h = s.help;
+    if (s.required) h = "(required) " + h;
+    if (!s.default_value.empty()) h += " (default " + s.default_value + ")";
     out << "  --" << s.name << (s.value_name.empty() ? "" : " " + s.value_name) << (s.multi ? " ..." : "") << "\n      "
-        << s.help;
-    if (!s.default_value.empty()) out << " (default " << s.default_value << ")";
-    out << "\n";
+        << wrapped(h, 6) << "\n";
   }
   out << "  --help\n      show this help\n";
   return out.str();

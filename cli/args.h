@@ -19,6 +19,9 @@ class ArgParser {
                     const std::string& default_value = "");
   ArgParser& multi_option(const std::string& name, const std::string& value_name, const std::string& help);
   ArgParser& positional(const std::string& name, const std::string& help, bool required = true);
+  // Marks the option declared last as required: --help says so, and parse() reports every missing
+  // one at once, in the order the help lists them.
+  ArgParser& required();
 
   // Returns false when --help was asked for (the help was printed); throws on bad input.
   bool parse(const Args& args);
@@ -35,6 +38,7 @@ class ArgParser {
   struct Spec {
     std::string name, value_name, help, default_value;
     bool multi = false;
+    bool required = false;
   };
   const Spec* find(const std::string& name) const;
 

@@ -41,6 +41,7 @@ int cmd_eval(const Args& args) {
               "validation split (each val shard cut into windows of the training context; the first token of a shard "
               "is never a target), and the perplexity exp(loss).");
   p.option("checkpoint", "PATH", "checkpoint (.h5) to evaluate")
+      .required()
       .option("data", "DIR_OR_GLOB",
               "a prepared dataset folder (its val_*.bin shards) or a glob of shard files; default: the checkpoint "
               "config's data.path")

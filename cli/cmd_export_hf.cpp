@@ -12,7 +12,9 @@ int cmd_export_hf(const Args& args) {
               "Writes a checkpoint as a Hugging Face MambaForCausalLM folder: config.json, model.safetensors (f32, "
               "lm_head tied to the embedding) and the tokenizer.json the model was trained with.");
   p.option("checkpoint", "PATH", "serpent checkpoint (.h5) to export")
+      .required()
       .option("out", "DIR", "output folder (created if missing; must be empty unless --overwrite)")
+      .required()
       .option("overwrite", "", "write into --out even if it holds files (those of the same names are replaced)")
       .option("tokenizer", "PATH|byte|none",
               "tokenizer.json to ship; default: the data.tokenizer of the checkpoint's config");

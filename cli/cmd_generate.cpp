@@ -16,7 +16,9 @@ int cmd_generate(const Args& args) {
               "continuation as they are produced. Generation stops at the tokenizer's end-of-text or after "
               "--max-new-tokens. Each new token costs one recurrent step (conv window plus SSM state), on the cpu.");
   p.option("checkpoint", "PATH", "checkpoint (.h5) to sample from")
+      .required()
       .option("prompt", "TEXT", "the text to continue")
+      .required()
       .option("max-new-tokens", "N", "tokens to add at most", "256")
       .option("temperature", "T", "sampling temperature; 0 is greedy", "1.0")
       .option("top-k", "K", "keep only the K most likely tokens (0: all)", "0")

@@ -13,7 +13,9 @@ int cmd_import_hf(const Args& args) {
               "model.safetensors or shards listed in model.safetensors.index.json; F32, BF16 or F16 tensors) into a "
               "serpent checkpoint holding the model (f32) and its config.");
   p.option("in", "DIR", "Hugging Face model folder")
+      .required()
       .option("out", "PATH", "checkpoint (.h5) to write")
+      .required()
       .option("overwrite", "", "replace --out if it exists (a training checkpoint's optimizer state is then lost)");
   if (!p.parse(args)) return 0;
   const std::string out = p.get("out");

@@ -9,8 +9,11 @@ int cmd_prepare(const Args& args) {
               "Tokenizes documents (.txt files, folders of them, .jsonl / .jsonl.gz lines) into train and val token "
               "shards in llm.c's format, each document followed by end-of-text, plus manifest.json (docs/DATA.md).");
   p.option("tokenizer", "PATH|byte", "a tokenizer.json file (or a folder holding one), or \"byte\"")
+      .required()
       .multi_option("input", "PATH", "text files, folders and .jsonl / .jsonl.gz files")
+      .required()
       .option("out", "DIR", "output folder")
+      .required()
       .option("val-fraction", "F", "probability that a document goes to val", "0.01")
       .option("shard-tokens", "N", "tokens per shard", "100000000")
       .option("seed", "S", "seed of the train/val split", "0")

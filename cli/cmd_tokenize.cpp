@@ -15,6 +15,7 @@ int cmd_tokenize(const Args& args) {
               "Reads text on stdin and prints its token ids as a JSON array. With --decode, reads a JSON array of "
               "ids and prints the bytes they stand for (the exact inverse). Invalid UTF-8 input: see docs/DATA.md.");
   p.option("tokenizer", "PATH|byte", "a tokenizer.json file (or a folder holding one), or \"byte\"")
+      .required()
       .option("decode", "", "ids in, text out");
   if (!p.parse(args)) return 0;
   const auto tok = load_tokenizer(p.get("tokenizer"));

@@ -10,8 +10,28 @@
 namespace {
 
 void print_usage() {
-  std::printf("usage: serpent <command> [options]   (serpent <command> --help for each)\n\ncommands:\n");
+  std::printf("usage: serpent <command> [options]   (serpent <command> --help for each; serpent --version)\n\ncommands:\n");
   for (const auto& c : serpent::commands()) std::printf("  %-11s %s\n", c.name, c.summary);
+}
+
+void print_version() {
+#ifdef SERPENT_CUDA
+  const char* cuda = "on";
+#else
+  const char* cuda = "off";
+#endif
+#ifdef SERPENT_NCCL
+  const char* nccl = "on";
+#else
+  const char* nccl = "off";
+#endif
+#ifdef SERPENT_MPI
+  const char* mpi = "on";
+#else
+  const char* mpi = "off";
+#endif
+  std::printf("serpent %s (commit %s, %s build; CUDA %s, NCCL %s, MPI %s)\n", SERPENT_VERSION, SERPENT_COMMIT,
+              SERPENT_BUILD_TYPE, cuda, nccl, mpi);
 }
 
 }  // namespace
@@ -23,6 +43,10 @@ int main(int argc, char** argv) {
     return argc < 2 ? 1 : 0;
   }
   const std::string name = argv[1];
+  if (name == "--version" || name == "-V") {
+    print_version();
+    return 0;
+  }
   for (const auto& c : serpent::commands()) {
     if (name != c.name) continue;
     try {
