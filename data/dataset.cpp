@@ -154,7 +154,7 @@ std::vector<Listed> read_manifest(const std::string& dir, std::vector<std::strin
   // Shards in the folder that the manifest does not list are not part of the dataset.
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    const bool shard = e.path().extension() == ".bin" && (name.rfind("train_", 0) == 0 || name.rfind("val_", 0) == 0);
+    const bool shard = shard_of_split(name, "train") || shard_of_split(name, "val");
     if (shard && !names.count(name))
       warnings.push_back(str_cat("warning: ", e.path().string(), " is not listed in ", path, "; it is not used"));
   }
@@ -174,7 +174,6 @@ DatasetShards open_dataset(const std::string& where, int64_t vocab_size,
     shards = read_manifest(where, out.warnings);
   } else {
     for (const char* split : {"train", "val"}) {
-      if (!folder && std::string(split) == "val") break;  // a pattern names training shards
       try {
         for (const std::string& p : find_shards(where, split)) shards.push_back({p, split, "", -1});
       } catch (const Error&) {

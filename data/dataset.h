@@ -24,7 +24,8 @@ struct DatasetShards {
   int64_t bytes_read = 0;               // shard bytes read in full this time (0 when the cache held everything)
 };
 
-// `where`: a dataset folder, or a glob pattern of shards (those are the train split; no val).
+// `where`: a dataset folder, or a glob pattern of train shards (the val shards: the same pattern
+// with its last "train" read as "val"; data/shard.h).
 // Throws serpent::Error naming the file and the check at fault. `progress(done, total)` is
 // called while shards are read in full (bytes).
 DatasetShards open_dataset(const std::string& where, int64_t vocab_size,

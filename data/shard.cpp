@@ -187,23 +187,42 @@ const std::vector<ShardSequenceWriter::Shard>& ShardSequenceWriter::finish() {
   return shards_;
 }
 
+bool shard_of_split(const std::string& file_name, const std::string& split) {
+  if (file_name.size() < 4 || file_name.compare(file_name.size() - 4, 4, ".bin") != 0) return false;
+  const std::string stem = file_name.substr(0, file_name.size() - 4);
+  auto delimiter = [](char c) { return c == '_' || c == '-' || c == '.'; };
+  for (size_t at = stem.find(split); at != std::string::npos; at = stem.find(split, at + 1)) {
+    const size_t end = at + split.size();
+    if ((at == 0 || delimiter(stem[at - 1])) && (end == stem.size() || delimiter(stem[end]))) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> find_shards(const std::string& where, const std::string& split) {
   std::vector<std::string> out;
   std::error_code ec;
   if (std::filesystem::is_directory(where, ec)) {
-    const std::string want = split + "_";
     for (const auto& e : std::filesystem::directory_iterator(where, ec)) {
       const std::string name = e.path().filename().string();
-      if (e.is_regular_file() && name.rfind(want, 0) == 0 && e.path().extension() == ".bin")
-        out.push_back(e.path().string());
+      if (e.is_regular_file() && shard_of_split(name, split)) out.push_back(e.path().string());
     }
-    SERPENT_CHECK(!out.empty(), "no ", split, "_*.bin shards in folder '", where, "'");
+    SERPENT_CHECK(!out.empty(), "no ", split, "_*.bin shards (nor llm.c's *_", split, "_*.bin) in folder '", where,
+                  "'");
   } else {
+    // A pattern names the training shards; the val shards are the same pattern with its last
+    // "train" read as "val" (fineweb_train_*.bin -> fineweb_val_*.bin).
+    std::string pattern = where;
+    if (split == "val") {
+      const size_t at = pattern.rfind("train");
+      SERPENT_CHECK(at != std::string::npos, "the pattern '", where, "' names no val shards (it has no 'train' to ",
+                    "read as 'val')");
+      pattern.replace(at, 5, "val");
+    }
     glob_t g{};
-    const int rc = ::glob(where.c_str(), 0, nullptr, &g);
+    const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
     for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) out.push_back(g.gl_pathv[i]);
     globfree(&g);
-    SERPENT_CHECK(!out.empty(), "no shard files match '", where, "'");
+    SERPENT_CHECK(!out.empty(), "no shard files match '", pattern, "'");
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -85,8 +85,12 @@ class ShardSequenceWriter {
   int64_t total_ = 0;
 };
 
-// Shard files for a split: `dir/<split>_*.bin` when `where` is a folder, else the files that
-// match `where` as a glob pattern; sorted. Throws when there are none.
+// Shard files for a split, sorted; throws when there are none. In a folder: the .bin files whose
+// name holds the split as a word: `train_000000.bin` (prepare's), and llm.c's
+// `fineweb_train_000001.bin` or `TinyStories_val.bin`. A glob pattern (`dir/fineweb_train_*.bin`)
+// names the train shards, and with its last "train" read as "val" the val shards.
 std::vector<std::string> find_shards(const std::string& where, const std::string& split);
+// Whether a file name is a shard of the split in a folder, as find_shards decides.
+bool shard_of_split(const std::string& file_name, const std::string& split);
 
 }  // namespace serpent

@@ -125,5 +125,31 @@ TEST(Shards, SequenceWriterSplitsAndFindsShards) {
   expect_error([&] { find_shards(dir.path(), "val"); }, {"no val_*.bin shards", dir.path()});
 }
 
+TEST(Shards, LlmcNamesAndPatternsFindBothSplits) {
+  TempDir dir;
+  const std::vector<int32_t> ids = {1, 2, 3, 4};
+  for (const char* name : {"fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin",
+                           "TinyStories_train.bin", "TinyStories_val.bin", "notes_training.bin", "val.txt"})
+    write_shard(dir / name, ids.data(), ids.size(), TokenWidth::u16);
+  auto names = [](const std::vector<std::string>& paths) {
+    std::vector<std::string> out;
+    for (const auto& p : paths) out.push_back(std::filesystem::path(p).filename().string());
+    return out;
+  };
+  EXPECT_EQ(
+      names(find_shards(dir.path(), "train")),
+      (std::vector<std::string>{"TinyStories_train.bin", "fineweb_train_000001.bin", "fineweb_train_000002.bin"}));
+  EXPECT_EQ(names(find_shards(dir.path(), "val")),
+            (std::vector<std::string>{"TinyStories_val.bin", "fineweb_val_000000.bin"}));
+  const std::string pattern = dir / "fineweb_train_*.bin";
+  EXPECT_EQ(names(find_shards(pattern, "train")),
+            (std::vector<std::string>{"fineweb_train_000001.bin", "fineweb_train_000002.bin"}));
+  EXPECT_EQ(names(find_shards(pattern, "val")), (std::vector<std::string>{"fineweb_val_000000.bin"}));
+  expect_error([&] { find_shards(dir / "TinyStories_*.bin", "val"); }, {"no 'train' to read as 'val'"});
+  EXPECT_TRUE(shard_of_split("train_000000.bin", "train"));
+  EXPECT_FALSE(shard_of_split("retrain_000000.bin", "train"));
+  EXPECT_FALSE(shard_of_split("train_000000.bin.tmp", "train"));
+}
+
 }  // namespace
 }  // namespace serpent
