@@ -138,7 +138,7 @@ TEST(Dataset, LlmcShardsByFolderOrPattern) {
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i % 50257);
   fs::create_directories(dir / "fineweb10B");
   for (const char* name : {"fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin"})
-    write_shard(dir / "fineweb10B" / name, ids.data(), ids.size(), TokenWidth::u16);
+    write_shard(dir / ("fineweb10B/" + std::string(name)), ids.data(), ids.size(), TokenWidth::u16);
   for (const std::string& where : {dir / "fineweb10B", dir / "fineweb10B/fineweb_train_*.bin"}) {
     const DatasetShards d = open_dataset(where, 50257);
     EXPECT_EQ(d.train.size(), 2u) << where;
