@@ -35,13 +35,14 @@ constexpr size_t kChunkDocs = 4096;
 struct Chunk {
   int64_t seq = 0, first_doc = 0;
   uint64_t input_pos = 0;  // input bytes consumed once this chunk was read, for the progress bar
+  uint64_t text_pos = 0;   // the text they gave (decompressed)
   std::vector<std::string> docs;
 };
 
 struct Encoded {
   std::vector<int32_t> train, val;
   int64_t docs_train = 0, docs_val = 0, bytes = 0;
-  uint64_t input_pos = 0;
+  uint64_t input_pos = 0, text_pos = 0;
 };
 
 // The files of a dataset in `dir`: its shards and manifest.
@@ -92,7 +93,8 @@ class ProgressBar {
  public:
   ProgressBar(bool on, uint64_t total) : on_(on), tty_(isatty(2)), total_(total), t0_(clock::now()), last_(t0_) {}
 
-  void update(uint64_t done, int64_t tokens, bool final = false) {
+  // done: input bytes read (compressed where the input is), of total_; text: the text they gave.
+  void update(uint64_t done, uint64_t text, int64_t tokens, bool final = false) {
     if (!on_) return;
     const auto now = clock::now();
     const double since = std::chrono::duration<double>(now - last_).count();
@@ -103,9 +105,9 @@ class ProgressBar {
     const int width = 30, filled = int(frac * width);
     std::string bar(size_t(filled), '=');
     if (filled < width) bar += '>' + std::string(size_t(width - filled - 1), ' ');
-    std::fprintf(stderr, "%sprepare [%s] %3.0f%% %.1f/%.1f MB of input, %.2fM tokens, %.1f MB/s%s", tty_ ? "\r" : "",
-                 bar.c_str(), 100 * frac, double(done) / 1e6, double(total_) / 1e6, double(tokens) / 1e6,
-                 double(done) / 1e6 / secs, tty_ && !final ? "" : "\n");
+    std::fprintf(stderr, "%sprepare [%s] %3.0f%% of %.1f MB of input, %.1f MB of text, %.2fM tokens, %.1f MB/s%s",
+                 tty_ ? "\r" : "", bar.c_str(), 100 * frac, double(total_) / 1e6, double(text) / 1e6,
+                 double(tokens) / 1e6, double(text) / 1e6 / secs, tty_ && !final ? "" : "\n");
     std::fflush(stderr);
   }
 
@@ -168,6 +170,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
         }
         if (c.docs.empty()) break;
         c.input_pos = reader.bytes_done();
+        c.text_pos = reader.text_bytes_done();
         c.first_doc = doc;
         doc += int64_t(c.docs.size());
         std::unique_lock<std::mutex> lock(mu);
@@ -200,6 +203,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
           }
           Encoded e;
           e.input_pos = c.input_pos;
+          e.text_pos = c.text_pos;
           for (size_t i = 0; i < c.docs.size(); ++i) {
             const uint64_t doc = uint64_t(c.first_doc) + i;
             const bool val = philox::uniform(o.seed, doc, 0.0, 1.0) < o.val_fraction;
@@ -244,7 +248,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       res.documents_train += e.docs_train;
       res.documents_val += e.docs_val;
       res.text_bytes += e.bytes;
-      bar.update(e.input_pos, train.tokens() + val.tokens());
+      bar.update(e.input_pos, e.text_pos, train.tokens() + val.tokens());
     }
   } catch (...) {
     set_error(std::current_exception());
@@ -257,7 +261,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   read_thread.join();
   for (auto& w : workers) w.join();
   if (error) std::rethrow_exception(error);
-  bar.update(reader.bytes_total(), train.tokens() + val.tokens(), true);
+  bar.update(reader.bytes_total(), reader.text_bytes_done(), train.tokens() + val.tokens(), true);
 
   const auto& train_shards = train.finish();
   const auto& val_shards = val.finish();

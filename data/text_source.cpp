@@ -2,7 +2,6 @@
 #include "data/text_source.h"
 
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/compressed_file.h"
 
 namespace serpent {
 
@@ -23,70 +23,36 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 bool is_jsonl(const std::string& p) {
-  return ends_with(p, ".jsonl") || ends_with(p, ".jsonl.gz");
+  return ends_with(p, ".jsonl") || ends_with(p, ".jsonl.gz") || ends_with(p, ".jsonl.zst");
 }
 
-// Reads a gzip (or, transparently, plain) file in chunks; throws naming the file on a damaged
-// or truncated stream.
-class GzFile {
- public:
-  explicit GzFile(const std::string& path) : path_(path), f_(nullptr) {
-    // zlib would read a file that is not gzip as plain text; a name that says .gz must be gzip.
-    if (ends_with(path, ".gz")) {
-      std::ifstream in(path, std::ios::binary);
-      SERPENT_CHECK(in, "cannot open '", path, "'");
-      unsigned char magic[2] = {0, 0};
-      in.read(reinterpret_cast<char*>(magic), 2);
-      SERPENT_CHECK(in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b, "'", path,
-                    "' is not gzip data (it does not start with the gzip signature 1f 8b); rename it if it is ",
-                    "plain text, or compress it with gzip");
-    }
-    f_ = gzopen(path.c_str(), "rb");
-    SERPENT_CHECK(f_, "cannot open '", path, "'");
-    gzbuffer(f_, 1 << 18);
-  }
-  ~GzFile() { gzclose(f_); }
-  GzFile(const GzFile&) = delete;
-  GzFile& operator=(const GzFile&) = delete;
+// Files serpent prepare reads, by name: a document per file, or a document per JSONL line.
+const char* kAccepted =
+    ".txt, .text and .md files (one document each), .jsonl, .jsonl.gz and .jsonl.zst (one document per line), "
+    "and folders of .txt and JSONL files";
 
-  // Up to n bytes into buf; 0 at the end.
-  size_t read(char* buf, size_t n) {
-    const int got = gzread(f_, buf, unsigned(n));
-    int err = Z_OK;
-    const char* msg = gzerror(f_, &err);
-    SERPENT_CHECK(got >= 0 && err == Z_OK, "'", path_, "' is damaged or truncated (zlib: ", msg, ")");
-    return size_t(got);
-  }
-  uint64_t offset() const { return uint64_t(gzoffset(f_)); }
+bool is_text_name(const std::string& p) {
+  return ends_with(p, ".txt") || ends_with(p, ".text") || ends_with(p, ".md");
+}
 
- private:
-  std::string path_;
-  gzFile f_;
-};
+// A file named on the command line without an extension is read as text when it looks like text:
+// no NUL byte in its first 64 kB (binary formats have them early).
+bool looks_like_text(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::string head(1 << 16, '\0');
+  in.read(head.data(), std::streamsize(head.size()));
+  head.resize(size_t(in.gcount()));
+  return head.find('\0') == std::string::npos;
+}
 
 }  // namespace
-
-std::string read_file(const std::string& path) {
-  if (ends_with(path, ".gz")) {
-    GzFile f(path);
-    std::string out;
-    char buf[1 << 16];
-    while (size_t n = f.read(buf, sizeof buf)) out.append(buf, n);
-    return out;
-  }
-  std::ifstream in(path, std::ios::binary);
-  SERPENT_CHECK(in, "cannot open '", path, "'");
-  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  SERPENT_CHECK(!in.bad(), "error reading '", path, "'");
-  return out;
-}
 
 // One open input: a whole-file document, or a JSONL line reader.
 struct DocumentReader::Stream {
   std::string path;
   bool jsonl = false;
   bool text_done = false;
-  std::unique_ptr<GzFile> gz;
+  std::unique_ptr<CompressedFile> file;
   std::string buf;
   size_t pos = 0;
   bool eof = false;
@@ -113,7 +79,7 @@ struct DocumentReader::Stream {
       pos = 0;
       const size_t old = buf.size();
       buf.resize(old + (1 << 20));
-      const size_t n = gz->read(buf.data() + old, 1 << 20);
+      const size_t n = file->read(buf.data() + old, 1 << 20);
       buf.resize(old + n);
       if (n == 0) eof = true;
     }
@@ -142,6 +108,15 @@ DocumentReader::DocumentReader(const std::vector<std::string>& inputs, std::stri
       files_.insert(files_.end(), found.begin(), found.end());
     } else {
       SERPENT_CHECK(fs::is_regular_file(in, ec), "input '", in, "' is not a file or a folder");
+      const bool bare = fs::path(in).extension().empty();
+      SERPENT_CHECK(is_text_name(in) || is_jsonl(in) || (bare && looks_like_text(in)), "input '", in,
+                    "' is not a kind of file serpent prepare reads: it takes ", kAccepted,
+                    bare ? " (this file holds binary data)" : "");
+      SERPENT_CHECK(!is_text_name(in) || looks_like_text(in), "input '", in,
+                    "' holds binary data (a NUL byte in its first 64 kB), not text");
+      SERPENT_CHECK(!ends_with(in, ".zst") || have_zstd(), "input '", in,
+                    "' is zstd-compressed, but this build of serpent has no zstd support (install libzstd-dev and ",
+                    "configure again)");
       files_.push_back(in);
     }
   }
@@ -151,20 +126,27 @@ DocumentReader::DocumentReader(const std::vector<std::string>& inputs, std::stri
 DocumentReader::~DocumentReader() = default;
 
 bool DocumentReader::open_next_file() {
-  if (stream_) bytes_before_ += uint64_t(fs::file_size(stream_->path));
+  if (stream_) {
+    bytes_before_ += uint64_t(fs::file_size(stream_->path));
+    if (stream_->file) text_before_ += stream_->file->bytes_out();
+  }
   stream_.reset();
   if (file_index_ >= files_.size()) return false;
   stream_ = std::make_unique<Stream>();
   stream_->path = files_[file_index_++];
   stream_->jsonl = is_jsonl(stream_->path);
-  if (stream_->jsonl) stream_->gz = std::make_unique<GzFile>(stream_->path);
+  if (stream_->jsonl) stream_->file = CompressedFile::open(stream_->path);
   return true;
 }
 
 uint64_t DocumentReader::bytes_done() const {
   if (!stream_) return bytes_before_;
-  if (stream_->gz) return bytes_before_ + stream_->gz->offset();
+  if (stream_->file) return bytes_before_ + stream_->file->file_offset();
   return bytes_before_;
+}
+
+uint64_t DocumentReader::text_bytes_done() const {
+  return text_before_ + (stream_ && stream_->file ? stream_->file->bytes_out() : 0);
 }
 
 bool DocumentReader::next(std::string& text) {
@@ -178,6 +160,7 @@ bool DocumentReader::next(std::string& text) {
       }
       text = read_file(s.path);
       s.text_done = true;
+      text_before_ += text.size();
       return true;
     }
     std::string line;

@@ -1,12 +1,13 @@
-// Text sources for `serpent prepare`: documents from .txt files, folders of them, and JSONL
-// (plain or gzip-compressed) with the text under a configurable key.
+// Text sources for `serpent prepare`: documents from text files, folders of them, and JSONL
+// (plain, gzip- or zstd-compressed) with the text under a configurable key.
 //
-//   * a .txt file (any file named on the command line that is not .jsonl / .jsonl.gz) is one
-//     document, its bytes as they are;
-//   * a folder is walked recursively in sorted path order; its .txt, .jsonl and .jsonl.gz files
-//     are read, other files are skipped and counted;
-//   * a .jsonl / .jsonl.gz line is one document: a JSON object whose `text_key` member is a
-//     string. A line that is not such an object is "broken": reported on stderr as file:line with
+//   * a .txt, .text or .md file is one document, its bytes as they are; so is a file named on the
+//     command line without an extension that holds text. Any other file named on the command
+//     line (.json.gz, .parquet, a binary file) is refused by name, never read as text;
+//   * a folder is walked recursively in sorted path order; its .txt and JSONL files are read,
+//     other files are skipped and counted;
+//   * a .jsonl / .jsonl.gz / .jsonl.zst line is one document: a JSON object whose `text_key`
+//     member is a string. A line that is not such an object is "broken": reported on stderr as file:line with
 //     the reason, skipped and counted. Blank lines are skipped silently.
 #pragma once
 
@@ -15,10 +16,9 @@
 #include <string>
 #include <vector>
 
-namespace serpent {
+#include "data/compressed_file.h"
 
-// The whole content of a file, gunzipped when its name ends in .gz. Errors name the file.
-std::string read_file(const std::string& path);
+namespace serpent {
 
 class DocumentReader {
  public:
@@ -31,8 +31,10 @@ class DocumentReader {
   int64_t broken_lines() const { return broken_lines_; }
   int64_t skipped_files() const { return skipped_files_; }
   const std::vector<std::string>& files() const { return files_; }
-  // Progress: bytes of the input files consumed so far (compressed bytes for .gz) and in all.
+  // Progress: bytes of the input files consumed so far (compressed bytes for .gz) and in all;
+  // the text they gave (decompressed).
   uint64_t bytes_done() const;
+  uint64_t text_bytes_done() const;
   uint64_t bytes_total() const { return bytes_total_; }
 
  private:
@@ -45,6 +47,7 @@ class DocumentReader {
   std::unique_ptr<Stream> stream_;
   int64_t broken_lines_ = 0, skipped_files_ = 0;
   uint64_t bytes_total_ = 0, bytes_before_ = 0;  // bytes_before_: in files already finished
+  uint64_t text_before_ = 0;                     // text of the files already finished
 };
 
 }  // namespace serpent

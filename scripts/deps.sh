@@ -4,7 +4,7 @@
 set -euo pipefail
 
 SERPENT_PACKAGES=(build-essential cmake ninja-build libeigen3-dev libyaml-cpp-dev libhdf5-dev nlohmann-json3-dev
-                  libgtest-dev zlib1g-dev libopenmpi-dev openmpi-bin python3)
+                  libgtest-dev zlib1g-dev libzstd-dev libopenmpi-dev openmpi-bin python3)
 
 serpent_install_deps() {
   local missing=()

@@ -7,6 +7,11 @@
 #include "data/text_source.h"
 #include "tests/helpers.h"
 
+#if __has_include(<zstd.h>)
+#include <zstd.h>
+#define SERPENT_TEST_ZSTD 1
+#endif
+
 namespace serpent {
 namespace {
 
@@ -58,6 +63,57 @@ TEST(TextSource, AGzNameThatIsNotGzipIsRefused) {
   std::string text;
   expect_error([&] { r.next(text); }, {"plain.jsonl.gz", "is not gzip data"});
   expect_error([&] { read_file(dir / "plain.jsonl.gz"); }, {"plain.jsonl.gz", "is not gzip data"});
+}
+
+TEST(TextSource, ReadsZstdJsonlAndCountsTheTextItGives) {
+#ifndef SERPENT_TEST_ZSTD
+  GTEST_SKIP() << "no zstd.h here: the .jsonl.zst reader is tested where libzstd-dev is installed";
+#else
+  if (!have_zstd()) GTEST_SKIP() << "this build of serpent has no zstd support (libzstd-dev was missing at configure)";
+  TempDir dir;
+  std::string jl;
+  for (int i = 0; i < 5000; ++i) jl += "{\"text\": \"document " + std::to_string(i) + " of the Pile\"}\n";
+  std::string z(ZSTD_compressBound(jl.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), jl.data(), jl.size(), 3));
+  write_file(dir / "pile.jsonl.zst", z);
+  DocumentReader r({dir / "pile.jsonl.zst"}, "text");
+  std::string text;
+  int n = 0;
+  while (r.next(text)) EXPECT_EQ(text, "document " + std::to_string(n++) + " of the Pile");
+  EXPECT_EQ(n, 5000);
+  EXPECT_EQ(r.text_bytes_done(), jl.size()) << "progress counts the text, not the compressed bytes";
+  EXPECT_LT(r.bytes_total(), jl.size());
+  // Cut short, or not zstd at all: errors naming the file.
+  write_file(dir / "cut.jsonl.zst", z.substr(0, z.size() / 2));
+  DocumentReader cut({dir / "cut.jsonl.zst"}, "text");
+  expect_error(
+      [&] {
+        while (cut.next(text)) {
+        }
+      },
+      {"cut.jsonl.zst", "damaged or truncated"});
+  write_file(dir / "plain.jsonl.zst", jl);
+  DocumentReader plain({dir / "plain.jsonl.zst"}, "text");
+  expect_error([&] { plain.next(text); }, {"plain.jsonl.zst", "is not zstd data"});
+#endif
+}
+
+TEST(TextSource, InputsItDoesNotUnderstandAreRefusedByName) {
+  TempDir dir;
+  write_file(dir / "data.json.gz", "\x1f\x8b whatever");
+  write_file(dir / "table.parquet", "PAR1....");
+  write_file(dir / "model.bin", std::string("\x00\x01\x02", 3));
+  write_file(dir / "NOTES", std::string("some\0binary", 11));
+  write_file(dir / "README", "plain text without an extension\n");
+  write_file(dir / "fake.txt", std::string("text\0with a NUL", 15));
+  for (const char* name : {"data.json.gz", "table.parquet", "model.bin", "NOTES"})
+    expect_error([&] { DocumentReader r({dir / name}, "text"); },
+                 {"input '" + (dir / name) + "' is not a kind of file serpent prepare reads", ".jsonl.zst"});
+  expect_error([&] { DocumentReader r({dir / "fake.txt"}, "text"); }, {"fake.txt", "holds binary data"});
+  DocumentReader ok({dir / "README"}, "text");
+  std::string text;
+  ASSERT_TRUE(ok.next(text));
+  EXPECT_EQ(text, "plain text without an extension\n");
 }
 
 }  // namespace
