@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -75,7 +76,11 @@ int cmd_eval(const Args& args) {
   lo.batch_size = int_setting(p, "batch-size", m, "micro_batch_size", 8);
   lo.prefetch = 0;
   lo.vocab_size = m.model->config().vocab_size;
-  const std::vector<std::string> shards = find_shards(data, "val");
+  // --data names the shards to score (a folder's val shards, or the files a pattern matches); the
+  // checkpoint's data.path is its training data, whose val split is scored.
+  std::error_code ec;
+  const bool given = p.has("data") && !std::filesystem::is_directory(data, ec);
+  const std::vector<std::string> shards = find_shards(data, given ? "" : "val");
   // A window never needs to be longer than the longest shard (a document run is cut at a shard's
   // end), nor a batch to hold more windows than the split has: an oversized --seq-len or
   // --batch-size would only allocate padding.
