@@ -30,7 +30,4 @@ struct ModelBench {
 int bench_model(const ModelBench& b);
 int bench_scan(int64_t B, int64_t E, int64_t L, int64_t N, Device device, int64_t steps, int64_t warmup, uint64_t seed);
 
-// H200 SXM dense bf16 peak, the denominator of the reported MFU.
-constexpr double kPeakBf16Flops = 989e12;
-
 }  // namespace serpent

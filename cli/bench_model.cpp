@@ -51,17 +51,6 @@ double time_ms(const std::function<void()>& fn, Device device, int64_t reps, int
   return median(t);
 }
 
-// Matmul FLOPs per token of one training step (forward 2 per multiply-add, backward twice that;
-// a forward pass alone is a third of it):
-// the four mixer projections per layer and the tied lm_head. The scan, conv and norms add well
-// under 1% and are left out, as is usual for MFU.
-double matmul_flops_per_token(const MambaConfig& c) {
-  const double D = double(c.d_model), E = double(c.d_inner()), R = double(c.resolved_dt_rank());
-  const double N = double(c.d_state), V = double(c.padded_vocab());
-  const double per_layer = 2 * E * D + (R + 2 * N) * E + E * R + D * E;
-  return 6.0 * (double(c.n_layer) * per_layer + V * D);
-}
-
 Tensor random_ids(int64_t B, int64_t L, int64_t vocab, Generator& gen, Device device) {
   std::vector<int64_t> ids(size_t(B * L));
   for (auto& t : ids) t = std::min<int64_t>(vocab - 1, int64_t(gen.uniform() * double(vocab)));
@@ -201,7 +190,7 @@ int bench_model(const ModelBench& b) {
     const double ms = time_ms(forward, b.device, b.steps, b.warmup);
     const double tokens_per_s = double(B * L) / (ms / 1e3);
     std::printf("forward (eval): median %.2f ms, %.0f tokens/s (loss %.4f)\n", ms, tokens_per_s, last_loss.item());
-    report_device(b, tokens_per_s, matmul_flops_per_token(b.model) / 3);
+    report_device(b, tokens_per_s, b.model.training_flops_per_token() / 3);
     return 0;
   }
   // One training step: forward, backward (with the buckets: reducing them as it goes), global
@@ -227,7 +216,7 @@ int bench_model(const ModelBench& b) {
   const double ms = time_ms(step, b.device, b.steps, b.warmup);
   const double tokens_per_s = double(B * L) / (ms / 1e3);
   std::printf("train step: median %.2f ms, %.0f tokens/s (loss %.4f)\n", ms, tokens_per_s, last_loss.item());
-  report_device(b, tokens_per_s, matmul_flops_per_token(b.model));
+  report_device(b, tokens_per_s, b.model.training_flops_per_token());
   if (b.breakdown && b.device.is_cuda()) {
     std::printf("time per op family (forward + backward at this workload's shapes, x calls per step):\n");
     double total = 0;

@@ -8,6 +8,9 @@
 
 namespace serpent {
 
+// H100 / H200 SXM dense bf16 peak: the denominator of every MFU serpent reports.
+constexpr double kPeakBf16Flops = 989e12;
+
 enum class DeviceType : uint8_t { cpu, cuda };
 
 struct Device {

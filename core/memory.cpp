@@ -75,4 +75,17 @@ MemoryBudget memory_budget(Device device) {
   return b;
 }
 
+int64_t peak_memory(Device device) {
+  if (device.is_cuda()) {
+#ifdef SERPENT_CUDA
+    return int64_t(cuda::CachingAllocator::get().stats(device.index).peak_allocated);
+#else
+    fail("this build of serpent has no CUDA backend");
+#endif
+  }
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t(u.ru_maxrss) * 1024;  // Linux reports kB
+}
+
 }  // namespace serpent

@@ -19,4 +19,8 @@ struct MemoryBudget {
 // A GPU: the device's free memory.
 MemoryBudget memory_budget(Device device);
 
+// The most this process has held there so far, in bytes: the GPU caching allocator's peak of
+// tensor bytes, or the cpu's peak resident set size.
+int64_t peak_memory(Device device);
+
 }  // namespace serpent

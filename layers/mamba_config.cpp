@@ -30,9 +30,8 @@ std::vector<std::string> model_differences(const MambaConfig& a, const MambaConf
   auto texts = [](MambaConfig c) {
     if (c.dt_rank == 0) c.dt_rank = c.resolved_dt_rank();
     std::vector<std::pair<std::string, std::string>> out;
-    for_each_model_key(c, [&](const char* key, const auto& v, const keys::Spec& s) {
-      out.emplace_back(key, keys::value_text(v, s));
-    });
+    for_each_model_key(
+        c, [&](const char* key, const auto& v, const keys::Spec& s) { out.emplace_back(key, keys::value_text(v, s)); });
     return out;
   };
   const auto ta = texts(a), tb = texts(b);
@@ -51,6 +50,13 @@ int64_t MambaConfig::num_parameters() const {
                         + E * N + E                       // A_log, D
                         + D * E;                          // out_proj
   return padded_vocab() * D + n_layer * (D + mixer) + D;  // embedding, layers (norm + mixer), norm_f
+}
+
+double MambaConfig::training_flops_per_token() const {
+  const double D = double(d_model), E = double(d_inner()), R = double(resolved_dt_rank());
+  const double N = double(d_state), V = double(padded_vocab());
+  const double per_layer = 2 * E * D + (R + 2 * N) * E + E * R + D * E;
+  return 6.0 * (double(n_layer) * per_layer + V * D);
 }
 
 std::string MambaConfig::summary() const {

@@ -41,6 +41,11 @@ struct MambaConfig {
   // The parameters MambaLM(*this) has, counted from the shapes; call on a validated config (the
   // ranges keep it exact in int64).
   int64_t num_parameters() const;
+  // Matmul FLOPs per token of one training step, the numerator of MFU: the four mixer projections
+  // per layer and the tied lm_head, 2 per multiply-add forward and twice that backward (a
+  // forward alone is a third). The scan, conv and norms add well under 1% and are left out, as
+  // is usual for MFU.
+  double training_flops_per_token() const;
   std::string summary() const;
 
   bool operator==(const MambaConfig&) const = default;

@@ -39,6 +39,10 @@ std::string metrics_json(const MetricsRecord& r) {
   if (r.skipped > 0) j["skipped"] = r.skipped;
   if (r.val_loss) j["val_loss"] = number_or_null(*r.val_loss);
   if (r.val_ppl) j["val_ppl"] = number_or_null(*r.val_ppl);
+  j["time"] = std::round(r.wall_time * 1000) / 1000;
+  j["ms_per_step"] = std::round(r.ms_per_step * 1000) / 1000;
+  if (r.mfu) j["mfu"] = std::round(*r.mfu * 1e5) / 1e5;
+  if (r.peak_memory) j["peak_memory_gib"] = std::round(*r.peak_memory / double(1 << 30) * 1000) / 1000;
   return j.dump();
 }
 
@@ -61,6 +65,11 @@ MetricsRecord parse_metrics_json(const std::string& line, const std::string& whe
   if (j.contains("skipped")) r.skipped = int64_t(number_from(j, "skipped", where));
   if (j.contains("val_loss")) r.val_loss = number_from(j, "val_loss", where);
   if (j.contains("val_ppl")) r.val_ppl = number_from(j, "val_ppl", where);
+  // Absent from records written before they were added.
+  if (j.contains("time")) r.wall_time = number_from(j, "time", where);
+  if (j.contains("ms_per_step")) r.ms_per_step = number_from(j, "ms_per_step", where);
+  if (j.contains("mfu")) r.mfu = number_from(j, "mfu", where);
+  if (j.contains("peak_memory_gib")) r.peak_memory = number_from(j, "peak_memory_gib", where) * double(1 << 30);
   return r;
 }
 

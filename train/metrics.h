@@ -23,6 +23,10 @@ struct MetricsRecord {
   double tokens_per_s = 0;
   int64_t skipped = 0;  // non-finite steps since the previous record (written only when > 0)
   std::optional<double> val_loss, val_ppl;
+  double wall_time = 0;               // when the record was written: seconds since 1970 (UTC), as TensorBoard's
+  double ms_per_step = 0;             // mean over the steps since the previous record
+  std::optional<double> mfu;          // GPU: matmul FLOPs done over the bf16 peak
+  std::optional<double> peak_memory;  // bytes: the GPU allocator's peak, or the cpu's peak resident set
 };
 
 // One line of JSON, without the newline.

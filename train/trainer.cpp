@@ -11,6 +11,7 @@
 #include "autograd/engine.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "core/memory.h"
 #include "core/storage.h"
 #include "data/dataset.h"
 #include "data/sha256.h"
@@ -491,6 +492,12 @@ void Trainer::record(const StepResult& last, const std::optional<EvalResult>& va
   const double seconds = train_seconds_ - record_seconds_;
   m.tokens_per_s = seconds > 0 ? double(loop_.tokens_seen - record_tokens_) / seconds : 0;
   m.skipped = loop_.interval_skipped;
+  m.wall_time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t interval = loop_.interval_steps + loop_.interval_skipped;
+  m.ms_per_step = interval > 0 ? 1000 * seconds / double(interval) : 0;
+  m.peak_memory = double(peak_memory(device_));
+  if (device_.is_cuda())  // per GPU: the tokens of every rank over the ranks' GPUs
+    m.mfu = cfg_.model.training_flops_per_token() * m.tokens_per_s / double(world_size()) / kPeakBf16Flops;
   if (val) {
     m.val_loss = val->loss;
     m.val_ppl = val->ppl;
@@ -500,10 +507,12 @@ void Trainer::record(const StepResult& last, const std::optional<EvalResult>& va
   const int width = int(std::to_string(total_steps_).size());
   const double eta =
       session_steps_ > 0 ? double(total_steps_ - loop_.step) * train_seconds_ / double(session_steps_) : NAN;
-  std::string line =
-      str_cat("step ", fmt(str_cat("%", width, ".0f").c_str(), double(loop_.step)), "/", total_steps_, " | loss ",
-              fmt("%.4f", m.loss), " | lr ", fmt("%.2e", m.lr), " | grad ", fmt("%.3f", m.grad_norm), " | ",
-              rate_text(m.tokens_per_s), " tok/s | ETA ", duration_text(eta));
+  std::string line = str_cat(
+      "step ", fmt(str_cat("%", width, ".0f").c_str(), double(loop_.step)), "/", total_steps_, " | loss ",
+      fmt("%.4f", m.loss), " | lr ", fmt("%.2e", m.lr), " | grad ", fmt("%.3f", m.grad_norm), " | ",
+      rate_text(m.tokens_per_s), " tok/s | ", fmt("%.0f", m.ms_per_step), " ms/step",
+      m.mfu ? str_cat(" | MFU ", fmt("%.1f", 100 * *m.mfu), "%") : "",
+      device_.is_cuda() ? str_cat(" | ", bytes_text(int64_t(*m.peak_memory))) : "", " | ETA ", duration_text(eta));
   if (m.skipped) line += str_cat(" | ", m.skipped, " skipped");
   if (val) line += str_cat(" | val loss ", fmt("%.4f", val->loss), " ppl ", fmt("%.3f", val->ppl));
   note(line);

@@ -5,6 +5,7 @@
 // checkpoint; the run folder holds the config, metrics, log and loss curve. `serpent train` is in
 // cli/test_cmd_train.cpp.
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 
 #include "data/prepare.h"
@@ -282,7 +283,19 @@ TEST_F(TrainerTest, RunFolderHoldsConfigMetricsLogAndLossCurve) {
   EXPECT_NE(svg.find("val loss"), std::string::npos);
   const std::string log = read_text_file(run + "/train.log");
   EXPECT_NE(log.find("step 6/6 | loss "), std::string::npos) << log;
-  EXPECT_NE(log.find("tok/s | ETA"), std::string::npos) << log;
+  EXPECT_NE(log.find(" tok/s | "), std::string::npos) << log;
+  EXPECT_NE(log.find(" ms/step | ETA"), std::string::npos) << log;
+  // Every record says when it was written, the time per step and the peak memory.
+  const double now = double(std::time(nullptr));
+  for (const MetricsRecord& r : m) {
+    EXPECT_GT(r.wall_time, now - 600);
+    EXPECT_LE(r.wall_time, now + 1);
+    EXPECT_GT(r.ms_per_step, 0);
+    ASSERT_TRUE(r.peak_memory.has_value());
+    EXPECT_GT(*r.peak_memory, 1 << 20);
+    EXPECT_FALSE(r.mfu.has_value()) << "MFU is a GPU figure";
+  }
+  EXPECT_GE(m[1].wall_time, m[0].wall_time);
 }
 
 }  // namespace
