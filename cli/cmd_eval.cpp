@@ -2,9 +2,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/args.h"
 #include "core/storage.h"
@@ -17,6 +19,12 @@ namespace serpent {
 namespace {
 
 // An integer option, else the checkpoint config's value, else a fallback.
+std::string fmt_bpb(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
 int64_t int_setting(const ArgParser& p, const char* option, const CheckpointModel& m, const char* key,
                     int64_t fallback) {
   if (p.has(option)) {
@@ -110,14 +118,31 @@ int cmd_eval(const Args& args) {
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+  // Bits per byte, comparable across tokenizers, when the dataset counted the bytes of its val
+  // text: nats per token x tokens per byte of the split / ln 2.
+  std::optional<double> bpb;
+  if (!given) {
+    try {
+      std::ifstream in(std::filesystem::path(data) / "manifest.json");
+      if (in) {
+        const nlohmann::json m = nlohmann::json::parse(in);
+        const double bytes = m.at("bytes").at("val").get<double>(), tokens = m.at("tokens").at("val").get<double>();
+        if (bytes > 0 && tokens > 0) bpb = r.loss * tokens / bytes / std::log(2.0);
+      }
+    } catch (const nlohmann::json::exception&) {
+      // A manifest from before the byte counts: no bits per byte.
+    }
+  }
   if (p.flag("json")) {
     nlohmann::ordered_json j;
     j["loss"] = r.loss;
     j["ppl"] = r.ppl;
     j["tokens"] = r.tokens;
+    if (bpb) j["bits_per_byte"] = *bpb;
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("val loss %.4f nats/token, perplexity %.3f, over %lld tokens\n", r.loss, r.ppl, (long long)r.tokens);
+    std::printf("val loss %.4f nats/token, perplexity %.3f%s, over %lld tokens\n", r.loss, r.ppl,
+                bpb ? str_cat(", ", fmt_bpb(*bpb), " bits per byte").c_str() : "", (long long)r.tokens);
   }
   std::fprintf(stderr, "eval: %lld batches in %.1f s (%.0f tokens/s)\n", (long long)r.batches, seconds,
                double(r.tokens) / std::max(seconds, 1e-9));

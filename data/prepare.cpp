@@ -41,7 +41,7 @@ struct Chunk {
 
 struct Encoded {
   std::vector<int32_t> train, val;
-  int64_t docs_train = 0, docs_val = 0, bytes = 0;
+  int64_t docs_train = 0, docs_val = 0, bytes = 0, bytes_val = 0;
   uint64_t input_pos = 0, text_pos = 0;
 };
 
@@ -212,6 +212,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
             dst.push_back(eot);
             (val ? e.docs_val : e.docs_train) += 1;
             e.bytes += int64_t(c.docs[i].size());
+            if (val) e.bytes_val += int64_t(c.docs[i].size());
           }
           std::lock_guard<std::mutex> lock(mu);
           done.emplace(c.seq, std::move(e));
@@ -248,6 +249,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       res.documents_train += e.docs_train;
       res.documents_val += e.docs_val;
       res.text_bytes += e.bytes;
+      res.text_bytes_val += e.bytes_val;
       bar.update(e.input_pos, e.text_pos, train.tokens() + val.tokens());
     }
   } catch (...) {
@@ -296,6 +298,8 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       {"files", reader.files().size()},
       {"skipped_files", reader.skipped_files()},
       {"text_bytes", res.text_bytes},
+      // Per split, for bits per byte (serpent eval): the UTF-8 bytes of the documents' text.
+      {"bytes", {{"train", res.text_bytes - res.text_bytes_val}, {"val", res.text_bytes_val}}},
       {"broken_lines", res.broken_lines},
       {"documents", {{"train", res.documents_train}, {"val", res.documents_val}}},
       {"tokens", {{"train", res.tokens_train}, {"val", res.tokens_val}}},

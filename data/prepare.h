@@ -31,7 +31,7 @@ struct PrepareResult {
   int64_t documents_train = 0, documents_val = 0;
   int64_t tokens_train = 0, tokens_val = 0;
   int64_t broken_lines = 0;
-  int64_t text_bytes = 0;
+  int64_t text_bytes = 0, text_bytes_val = 0;
   std::vector<std::string> shards;  // paths, train then val
   std::string manifest;             // path of manifest.json
 };

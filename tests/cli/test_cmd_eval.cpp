@@ -129,6 +129,43 @@ TEST_F(EvalCommand, MistakesGiveOneLine) {
                         {"empty"});
 }
 
+TEST(EvalBitsPerByte, ComeFromTheManifestsByteCount) {
+  TempDir dir;
+  Corpus c;
+  ASSERT_EQ(run_serpent_shell("prepare --tokenizer byte --input " + c.dir / "docs.jsonl" + " --text-key body --out " +
+                              dir / "ds" + " --val-fraction 0.3 --quiet")
+                .code,
+            0);
+  // With bytes as tokens, the val split's bytes are its tokens but the end-of-text ids: counted
+  // from the shards, independently of the manifest.
+  int64_t tokens = 0, eots = 0;
+  for (const std::string& p : find_shards(dir / "ds", "val")) {
+    ShardReader r(p);
+    tokens += r.size();
+    for (int64_t i = 0; i < r.size(); ++i) eots += r.at(i) == 256;
+  }
+  const nlohmann::json m = nlohmann::json::parse(read_text_file(dir / "ds/manifest.json"));
+  ASSERT_GT(eots, 0);
+  EXPECT_EQ(m["bytes"]["val"].get<int64_t>(), tokens - eots);
+  MambaConfig cfg = byte_config();
+  cfg.vocab_size = 257;
+  const auto model = random_model(cfg, DType::f32, 5);
+  save_model(dir / "m.h5", *model, "data:\n  path: " + (dir / "ds") + "\n  tokenizer: byte\n");
+  const ShellResult r =
+      run_shell(std::string(SERPENT_BINARY) + " eval --checkpoint " + dir / "m.h5" + " --json 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.output);
+  const double tokens_per_byte = double(tokens) / double(tokens - eots);
+  EXPECT_NEAR(j["bits_per_byte"].get<double>(), j["loss"].get<double>() * tokens_per_byte / std::log(2.0), 1e-12);
+  const ShellResult line =
+      run_shell(std::string(SERPENT_BINARY) + " eval --checkpoint " + dir / "m.h5" + " 2>/dev/null");
+  EXPECT_NE(line.output.find(" bits per byte, over "), std::string::npos) << line.output;
+  // Shards named directly carry no byte count: no bits per byte.
+  const ShellResult direct = run_shell(std::string(SERPENT_BINARY) + " eval --checkpoint " + dir / "m.h5" +
+                                       " --data '" + dir / "ds/val_*.bin" + "' --json 2>/dev/null");
+  EXPECT_FALSE(nlohmann::json::parse(direct.output).contains("bits_per_byte")) << direct.output;
+}
+
 TEST_F(EvalCommand, WindowsAreNoLongerThanTheSplit) {
   // An absurd window or batch would only allocate padding: the same loss as one whole window.
   const CliResult huge = run_serpent(
