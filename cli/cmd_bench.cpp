@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/bench.h"
+#include "core/threads.h"
 #include "dist/dist_env.h"
 #include "train/config.h"
 
@@ -67,7 +68,8 @@ int cmd_bench(const Args& args) {
               "keep the gradients in data-parallel buckets reduced by this communicator (local, nccl or mpi) at the "
               "launcher's world size (1 without one): compare with a run without --dist for the cost of data "
               "parallelism")
-      .option("bucket-mb", "MB", "gradient bucket size with --dist", "25");
+      .option("bucket-mb", "MB", "gradient bucket size with --dist", "25")
+      .option("threads", "N", "cpu threads (0: OMP_NUM_THREADS, else the cores not busy)", "0");
   if (!p.parse(args)) return 0;
   ModelBench b;
   std::string device = "cpu", dtype = "f32";
@@ -108,6 +110,7 @@ int cmd_bench(const Args& args) {
     if (b.device.is_cuda() && env.distributed()) b.device = Device::cuda(env.local_rank);
   }
   b.bucket_mb = p.get_double("bucket-mb");
+  use_threads(p.get_int("threads"));
   return bench_model(b);
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "core/storage.h"
+#include "core/threads.h"
 #include "data/shard.h"
 #include "infer/evaluate.h"
 #include "infer/inference.h"
@@ -57,8 +58,10 @@ int cmd_eval(const Args& args) {
       .option("json", "", "print one JSON object {\"loss\", \"ppl\", \"tokens\"} instead of a sentence")
       .option("seq-len", "N", "window length; default: the checkpoint config's data.seq_len (else 2048)")
       .option("batch-size", "N", "windows per forward; default: the checkpoint config's data.micro_batch_size (else 8)")
-      .option("device", "cpu|cuda|cuda:N", "where to run; default: the checkpoint config's train.device (else cpu)");
+      .option("device", "cpu|cuda|cuda:N", "where to run; default: the checkpoint config's train.device (else cpu)")
+      .option("threads", "N", "cpu threads (0: OMP_NUM_THREADS, else the cores not busy)", "0");
   if (!p.parse(args)) return 0;
+  const std::string threads = use_threads(p.get_int("threads"));
   const std::string path = p.get("checkpoint");
 
   const CheckpointModel m = load_checkpoint_model(path);
@@ -107,7 +110,7 @@ int cmd_eval(const Args& args) {
 
   std::fprintf(stderr, "eval: %s on %lld val tokens of %s (windows of %lld, %lld per batch, %s)\n", path.c_str(),
                (long long)val.num_target_tokens(), data.c_str(), (long long)lo.seq_len, (long long)lo.batch_size,
-               device.str().c_str());
+               (device.is_cpu() ? device.str() + ", " + threads : device.str()).c_str());
   const auto start = std::chrono::steady_clock::now();
   auto last_report = start;
   const EvalResult r = evaluate(*m.model, val, 0, device, [&](int64_t done, int64_t total) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/args.h"
+#include "core/threads.h"
 #include "data/tokenizer.h"
 #include "infer/inference.h"
 #include "infer/sampling.h"
@@ -26,8 +27,13 @@ int cmd_generate(const Args& args) {
       .option("seed", "S", "seed of the random draws (the same seed gives the same text)", "0")
       .option("tokenizer", "PATH|byte",
               "tokenizer to encode and decode with; default: the checkpoint config's "
-              "data.tokenizer");
+              "data.tokenizer")
+      .option("threads", "N",
+              "cpu threads; one token at a time is too little work to share, so the default is 1 (0: "
+              "OMP_NUM_THREADS, else the cores not busy)",
+              "1");
   if (!p.parse(args)) return 0;
+  use_threads(p.get_int("threads"));
   const std::string path = p.get("checkpoint");
   GenerateOptions opts;
   opts.max_new_tokens = p.get_int("max-new-tokens");

@@ -10,7 +10,8 @@
 namespace {
 
 void print_usage() {
-  std::printf("usage: serpent <command> [options]   (serpent <command> --help for each; serpent --version)\n\ncommands:\n");
+  std::printf(
+      "usage: serpent <command> [options]   (serpent <command> --help for each; serpent --version)\n\ncommands:\n");
   for (const auto& c : serpent::commands()) std::printf("  %-11s %s\n", c.name, c.summary);
 }
 

@@ -41,6 +41,7 @@ void for_each_key(C& c, F&& f) {
   f("train.log_every", c.train.log_every, at_least(1));
   f("train.max_nonfinite_steps", c.train.max_nonfinite_steps, at_least(1));
   f("train.init_from", c.train.init_from, any());
+  f("train.threads", c.train.threads, at_least(0));
 
   f("optim.lr", c.optim.lr, positive());
   f("optim.min_lr", c.optim.min_lr, at_least(0));

@@ -42,6 +42,7 @@ struct TrainConfig {
   int64_t log_every = 10;           // steps between progress lines / metrics records
   int64_t max_nonfinite_steps = 5;  // consecutive skipped non-finite steps before the run stops
   std::string init_from;            // "": random init; else a checkpoint or HF folder to start from
+  int64_t threads = 0;              // cpu threads; 0: OMP_NUM_THREADS, else the cores not busy
 
   bool operator==(const TrainConfig&) const = default;
 };

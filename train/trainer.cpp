@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "core/memory.h"
 #include "core/storage.h"
+#include "core/threads.h"
 #include "data/dataset.h"
 #include "data/sha256.h"
 #include "dist/comm.h"
@@ -186,6 +187,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
                   ": this build of serpent sees ", cuda_device_count(),
                   " CUDA device(s); set train.device to cpu or an existing GPU");
   const DType dtype = model_dtype(cfg_, device_);
+  const std::string threads = use_threads(cfg_.train.threads);
 
   // Data first: a missing folder is the most likely mistake, and the cheapest to report.
   const std::string& data = cfg_.data.path;
@@ -291,8 +293,8 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   const std::string ranks =
       world_size() > 1 ? str_cat(" x ", world_size(), " ranks (", dp_->comm().backend(), ")") : "";
   note(str_cat("serpent train: ", cfg_.train.name, ": ", with_commas(model_->num_parameters()), " parameters (",
-               cfg_.model.summary(), ") on ", device_.str(), ranks, " in ", cfg_.train.dtype,
-               dp_->zero1() ? ", ZeRO-1" : ""));
+               cfg_.model.summary(), ") on ", device_.str(), device_.is_cpu() ? " (" + threads + ")" : "", ranks,
+               " in ", cfg_.train.dtype, dp_->zero1() ? ", ZeRO-1" : ""));
   note(str_cat("  ", total_steps_, " steps of ", with_commas(cfg_.data.global_batch_tokens), " tokens (", accum_, " x ",
                cfg_.data.micro_batch_size, " x ", cfg_.data.seq_len,
                world_size() > 1 ? str_cat(" x ", world_size()) : "", "), ", cfg_.optim.schedule, " schedule to lr ",

@@ -261,6 +261,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "checkpoint.dir='quoted'",
     "checkpoint.async=false",
     "train.init_from=runs/x/checkpoints/step_00000100.h5",
+    "train.threads=3",
     "dist.backend=mpi",
     "dist.zero1=true",
     "dist.bucket_mb=2.5",
