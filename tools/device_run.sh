@@ -57,6 +57,16 @@ for stage in "${@:-}"; do
         --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
         ./build-gpu/serpent bench scan --shape 8,1536,2048,16 --steps 1 --warmup 1 > "$OUT/scan_profile.txt" 2>&1
       echo "scan profile: status $?"; grep -E "Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|No Eligible|Block Limit" "$OUT/scan_profile.txt" ;;
+    tensorboard)
+      # A tiny cpu run with TensorBoard scalars on, stopped and resumed, read back by the
+      # tensorboard package (docs/TRAINING.md records the result).
+      tb=/tmp/serpent-tb && rm -rf $tb && mkdir -p $tb
+      ./build-gpu/serpent prepare --tokenizer byte --input data/corpus/austen.jsonl.gz --out $tb/data --val-fraction 0.02 --quiet
+      for extra in "--stop-after 60" "--resume auto"; do
+        ./build-gpu/serpent train configs/tiny.yaml --set data.path=$tb/data --set log.runs_dir=$tb/runs \
+          --set log.tensorboard=true --set train.max_steps=100 $extra > "$OUT/tensorboard_train.log" 2>&1
+      done
+      python3 tools/tensorboard_readback.py $tb/runs/tiny 2>&1 | tee "$OUT/tensorboard_readback.txt" ;;
     dist)
       # Data parallelism on one GPU: the NCCL path at world size 1 against the local one (tests),
       # and the cost of the NCCL gradient buckets in a mamba-130m training step (bench).

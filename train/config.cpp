@@ -66,6 +66,7 @@ void for_each_key(C& c, F&& f) {
   f("dist.timeout_s", c.dist.timeout_s, positive());
 
   f("log.runs_dir", c.log.runs_dir, nonempty());
+  f("log.tensorboard", c.log.tensorboard, any());
 }
 
 struct ConfigTable {

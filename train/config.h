@@ -87,6 +87,7 @@ struct DistConfig {
 
 struct LogConfig {
   std::string runs_dir = "runs";  // root of the run folders
+  bool tensorboard = false;       // also write TensorBoard scalars into the run folder
 
   bool operator==(const LogConfig&) const = default;
 };

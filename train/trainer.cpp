@@ -23,6 +23,7 @@
 #include "train/loss_plot.h"
 #include "train/memory_estimate.h"
 #include "train/signals.h"
+#include "train/tensorboard.h"
 
 namespace fs = std::filesystem;
 
@@ -284,6 +285,8 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
       SERPENT_CHECK(out.flush(), "cannot write ", run_dir_, "/config.yaml");
     }
     metrics_ = std::make_unique<MetricsWriter>(run_dir_ + "/metrics.jsonl", resumed_from_.empty() ? -1 : loop_.step);
+    if (cfg_.log.tensorboard)
+      tensorboard_ = std::make_unique<TensorBoardWriter>(run_dir_, resumed_from_.empty() ? -1 : loop_.step);
     log_ = std::fopen((run_dir_ + "/train.log").c_str(), resumed_from_.empty() ? "w" : "a");
     SERPENT_CHECK(log_, "cannot write ", run_dir_, "/train.log");
   });
@@ -505,6 +508,18 @@ void Trainer::record(const StepResult& last, const std::optional<EvalResult>& va
     m.val_ppl = val->ppl;
   }
   metrics_->write(m);
+  if (tensorboard_) {
+    std::vector<std::pair<std::string, double>> v = {{"train/lr", m.lr},
+                                                     {"train/tokens_per_s", m.tokens_per_s},
+                                                     {"train/ms_per_step", m.ms_per_step},
+                                                     {"train/tokens", double(m.tokens)}};
+    if (std::isfinite(m.loss)) v.emplace_back("train/loss", m.loss);
+    if (std::isfinite(m.grad_norm)) v.emplace_back("train/grad_norm", m.grad_norm);
+    if (m.peak_memory) v.emplace_back("train/peak_memory_gib", *m.peak_memory / double(1 << 30));
+    if (m.mfu) v.emplace_back("train/mfu", *m.mfu);
+    if (val) v.insert(v.end(), {{"val/loss", val->loss}, {"val/ppl", val->ppl}});
+    tensorboard_->scalars(m.step, m.wall_time, v);
+  }
 
   const int width = int(std::to_string(total_steps_).size());
   const double eta =

@@ -55,6 +55,7 @@
 #include "train/loop_state.h"
 #include "train/metrics.h"
 #include "train/run_lock.h"
+#include "train/tensorboard.h"
 
 namespace serpent {
 
@@ -160,6 +161,7 @@ class Trainer {
   std::unique_ptr<RunFolderLock> lock_;       // rank 0, while the trainer lives
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0 writes; at most one save in flight
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;  // with log.tensorboard
   std::FILE* log_ = nullptr;
   // Throughput of this session: seconds spent in step(), and where the last record left off.
   double train_seconds_ = 0, record_seconds_ = 0;

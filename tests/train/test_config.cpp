@@ -262,6 +262,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "checkpoint.async=false",
     "train.init_from=runs/x/checkpoints/step_00000100.h5",
     "train.threads=3",
+    "log.tensorboard=true",
     "dist.backend=mpi",
     "dist.zero1=true",
     "dist.bucket_mb=2.5",
