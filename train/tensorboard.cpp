@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -88,8 +89,9 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir, int64_t resumed_at)
   // The second, then this process and the microsecond, so that a resumed run in the same second
   // starts a file of its own (opened exclusively: never one written before).
   const double t = now_seconds();
-  path_ = str_cat(dir, "/events.out.tfevents.", int64_t(t), ".", host, ".", ::getpid(), ".",
-                  int64_t(std::fmod(t, 1.0) * 1e6));
+  char micro[8];
+  std::snprintf(micro, sizeof micro, "%06lld", (long long)(std::fmod(t, 1.0) * 1e6));  // names sort by time
+  path_ = str_cat(dir, "/events.out.tfevents.", int64_t(t), ".", host, ".", ::getpid(), ".", micro);
   f_ = std::fopen(path_.c_str(), "wbx");
   SERPENT_CHECK(f_, "cannot write the TensorBoard event file ", path_);
   std::string e;
