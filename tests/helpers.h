@@ -597,6 +597,22 @@ inline ShellResult run_shell(const std::string& command) {
   return r;
 }
 
+// This process's mapped address space in kB: about what serpent maps before it allocates anything
+// (the same libraries; a CUDA build maps much more than a cpu one).
+inline int64_t mapped_kb() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7));
+  return 0;
+}
+
+// A command line under an address-space limit (ulimit -v, i.e. setrlimit RLIMIT_AS) of
+// `limit_mb` on top of what the libraries map: what an input makes serpent allocate beyond it
+// fails instead of growing.
+inline ShellResult run_limited(int64_t limit_mb, const std::string& command) {
+  return run_shell("ulimit -v " + std::to_string(mapped_kb() + limit_mb * 1024) + " && " + command);
+}
+
 // `serpent ARGS 2>&1` through the shell: stdout and stderr in one text.
 inline ShellResult run_serpent_shell(const std::string& args) {
   return run_shell(std::string(SERPENT_BINARY) + " " + args + " 2>&1");

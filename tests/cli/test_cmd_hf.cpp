@@ -57,6 +57,22 @@ TEST(HfCommands, OutputsAreNotOverwrittenWithoutOverwrite) {
   EXPECT_EQ(run_serpent_shell("export-hf --checkpoint " + tmp / "m.h5" + " --out " + tmp / "empty").code, 0);
 }
 
+TEST(HfCommands, HugeSizesInConfigJsonEndCleanlyUnderAMemoryLimit) {
+  // 10^9 layers made import-hf grow to 4.8 GB before; now the field is refused before anything
+  // is read, well within 300 MB.
+  TempDir tmp;
+  Folder f(tmp, "hf");
+  f.config["num_hidden_layers"] = 1000000000;
+  const std::string dir = f.write();
+  const ShellResult r =
+      run_limited(300, std::string(SERPENT_BINARY) + " import-hf --in " + dir + " --out " + tmp / "m.h5" + " 2>&1");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("'num_hidden_layers' (model.n_layer) must be in [1, 1024], got 1000000000"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+}
+
 TEST(HfCommands, NonFiniteWeightsAreRefused) {
   TempDir tmp;
   Folder f(tmp, "hf");

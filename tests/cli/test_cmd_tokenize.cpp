@@ -2,6 +2,7 @@
 // byte tokenizer, and bad ids.
 #include <nlohmann/json.hpp>
 
+#include "data/bpe.h"
 #include "tests/helpers.h"
 
 using namespace serpent;
@@ -25,6 +26,21 @@ TEST(TokenizeCommand, EncodesAndDecodes) {
   EXPECT_EQ(run_shell("printf 'hi' | " + bin + " tokenize --tokenizer byte").output, "[104,105]\n");
   write_file(dir / "bad.json", "[1, 300]");
   EXPECT_NE(run_shell(bin + " tokenize --decode --tokenizer byte < " + (dir / "bad.json") + " 2>/dev/null").code, 0);
+}
+
+TEST(TokenizeCommand, AFarTokenIdEndsCleanlyUnderAMemoryLimit) {
+  // An added token with id 4e8 made the tokenizer size its tables by it (a bad_alloc, "internal
+  // error"); now the id is refused first, within 300 MB.
+  TempDir dir;
+  nlohmann::json j = nlohmann::json::parse(byte_tokenizer_json());
+  j["added_tokens"].push_back({{"id", 400000000}, {"content", "<far>"}, {"special", true}});
+  write_file(dir / "far.json", j.dump());
+  write_file(dir / "in.txt", "hello");
+  const ShellResult r = run_limited(300, std::string(SERPENT_BINARY) + " tokenize --tokenizer " + dir / "far.json" +
+                                             " < " + dir / "in.txt" + " 2>&1");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("400000000, outside 0 .."), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
 }
 
 }  // namespace

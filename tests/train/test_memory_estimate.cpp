@@ -45,15 +45,6 @@ TEST(MemoryEstimate, ScalesWithTheBatchAndShardsTheMoments) {
 
 namespace {
 
-// This process's mapped address space in kB: about what serpent maps before it allocates anything
-// (the same libraries; a CUDA build maps much more than a cpu one).
-int64_t mapped_kb() {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7));
-  return 0;
-}
-
 // `serpent train` under an address-space limit (the shell's ulimit -v, i.e. setrlimit RLIMIT_AS)
 // of `limit_mb` on top of what the libraries map, on a byte dataset of one chapter.
 ShellResult train_limited(const TempDir& dir, int limit_mb, const std::string& sets) {
@@ -63,8 +54,7 @@ ShellResult train_limited(const TempDir& dir, int limit_mb, const std::string& s
                                 << "global_batch_tokens: 64}\n"
                                 << "train: {max_steps: 2}\noptim: {warmup_steps: 0}\n"
                                 << "log: {runs_dir: " << (dir / "runs") << "}\n";
-  return run_shell("ulimit -v " + std::to_string(mapped_kb() + limit_mb * 1024) + " && " + SERPENT_BINARY + " train " +
-                   (dir / "c.yaml") + " " + sets + " 2>&1");
+  return run_limited(limit_mb, std::string(SERPENT_BINARY) + " train " + (dir / "c.yaml") + " " + sets + " 2>&1");
 }
 
 }  // namespace
