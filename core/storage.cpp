@@ -28,8 +28,29 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
 #endif
 }
 
+std::shared_ptr<Storage> Storage::pinned_host(size_t nbytes) {
+#ifdef SERPENT_CUDA
+  if (nbytes > 0 && cuda::device_count() > 0) {
+    if (void* ptr = cuda::host_alloc_pinned(nbytes)) {
+      auto s = std::make_shared<Storage>(0, Device::cpu());
+      s->data_ = ptr;
+      s->nbytes_ = nbytes;
+      s->pinned_ = true;
+      return s;
+    }
+  }
+#endif
+  return std::make_shared<Storage>(nbytes, Device::cpu());
+}
+
 Storage::~Storage() {
   if (device_.is_cpu()) {
+#ifdef SERPENT_CUDA
+    if (pinned_) {
+      cuda::host_free_pinned(data_);
+      return;
+    }
+#endif
     std::free(data_);
     return;
   }

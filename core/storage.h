@@ -14,6 +14,11 @@ class Storage {
  public:
   Storage(size_t nbytes, Device device);
   ~Storage();
+  // Host memory that the CUDA driver has page-locked, so that copies from and to a GPU run at the
+  // bus's speed without staging; plain host memory in a build without CUDA, on a machine without
+  // a GPU, or when the driver cannot pin that much (pinned() says which it got).
+  static std::shared_ptr<Storage> pinned_host(size_t nbytes);
+  bool pinned() const { return pinned_; }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
@@ -25,6 +30,7 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
+  bool pinned_ = false;
 };
 
 // Copies nbytes between any two devices (host<->device, device<->device, host<->host).

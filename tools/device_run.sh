@@ -84,6 +84,35 @@ for stage in "${@:-}"; do
     hf-parity)
       python3 tools/hf_parity.py --build-dir build-gpu --out "$OUT/hf_parity_results" > "$OUT/hf_parity.log" 2>&1
       echo "hf parity: status $?"; tail -30 "$OUT/hf_parity.log" ;;
+    checkpoint-stall)
+      # Checkpoint save and load at scale: mamba-1.4b at 8 x 2048 and mamba-2.8b at 4 x 2048 on
+      # Austen in GPT-NeoX tokens; N steps (the step times show whether pinning the host buffer in
+      # the background slows them), the checkpoint at the last (train.log: the training stall and
+      # the background write), then a resume that only loads it (the run is complete) and reports
+      # the read-and-load time. One model at a time: a 2.8b checkpoint with optimizer state is
+      # ~33 GB of the machine's 64 GB disk.
+      ck=/tmp/serpent-ckpt && rm -rf $ck && mkdir -p $ck
+      ./build-gpu/serpent prepare --tokenizer data/tokenizers/gpt-neox-20b/tokenizer.json \
+        --input data/corpus/austen.jsonl.gz --out $ck/data --val-fraction 0.02 --quiet
+      for spec in "1.4b 8 20" "2.8b 4 30"; do
+        set -- $spec
+        common="--set data.path=$ck/data --set log.runs_dir=$ck/runs --set data.micro_batch_size=$2 \
+          --set data.global_batch_tokens=$(( $2 * 2048 )) --set train.max_steps=$3 --set train.max_tokens=0 \
+          --set optim.warmup_steps=1 --set eval.batches=1 --set checkpoint.keep_last=1 --set train.log_every=1"
+        echo "== mamba-$1 $2 x 2048: train $3 steps" | tee -a "$OUT/checkpoint_stall.log"
+        t0=$(date +%s.%N); ./build-gpu/serpent train configs/mamba-$1.yaml $common >> "$OUT/checkpoint_stall.log" 2>&1
+        echo "exit $?, wall $(awk "BEGIN{print $(date +%s.%N) - $t0}") s" | tee -a "$OUT/checkpoint_stall.log"
+        grep -h "checkpoint" $ck/runs/mamba-$1/train.log | tee -a "$OUT/checkpoint_stall.log"
+        python3 -c "import json,sys; print('ms per step:', ' '.join('%.0f' % json.loads(l)['ms_per_step'] for l in open(sys.argv[1]) if 'ms_per_step' in l))" \
+          $ck/runs/mamba-$1/metrics.jsonl | tee -a "$OUT/checkpoint_stall.log"
+        ls -l $ck/runs/mamba-$1/checkpoints | tee -a "$OUT/checkpoint_stall.log"
+        echo "== mamba-$1: resume (load only)" | tee -a "$OUT/checkpoint_stall.log"
+        sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches > /dev/null 2>&1 || echo "(page cache not dropped)"
+        t0=$(date +%s.%N); ./build-gpu/serpent train configs/mamba-$1.yaml $common --resume auto >> "$OUT/checkpoint_stall.log" 2>&1
+        echo "exit $?, wall $(awk "BEGIN{print $(date +%s.%N) - $t0}") s" | tee -a "$OUT/checkpoint_stall.log"
+        grep -E "resumed from|already complete" "$OUT/checkpoint_stall.log" | tail -2
+        rm -rf $ck/runs
+      done ;;
     "") ;;
     *) echo "unknown stage $stage" ;;
   esac

@@ -245,6 +245,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
     if (rank() != 0) return;
     lock_ = std::make_unique<RunFolderLock>(run_dir_);
     const std::vector<std::string> existing = list_checkpoints(ckpt_dir_);
+    const auto load_start = std::chrono::steady_clock::now();
     if (opts_.resume.empty()) {
       SERPENT_CHECK(existing.empty(), "the checkpoint folder ", ckpt_dir_, " already holds ", existing.size(),
                     " checkpoint(s) (newest ", existing.front(),
@@ -262,6 +263,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
     } else {
       restore(opts_.resume, load_checkpoint(opts_.resume), warnings);
     }
+    resume_seconds_ = seconds_since(load_start);
 
     // A new run from trained weights (a resumed one has its own).
     if (resumed_from_.empty() && !cfg_.train.init_from.empty()) {
@@ -292,6 +294,9 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   });
   sync_from_rank0();
   record_tokens_ = loop_.tokens_seen;
+  // Checkpoints copy the f32 weights and AdamW's two moments of the same shapes: the buffer for
+  // them is pinned while the first steps run.
+  if (rank() == 0 && device_.is_cuda()) staging_.reserve(3 * HostStaging::bytes_for(model_->named_parameters()));
 
   const std::string ranks =
       world_size() > 1 ? str_cat(" x ", world_size(), " ranks (", dp_->comm().backend(), ")") : "";
@@ -306,7 +311,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
                run_dir_));
   if (!resumed_from_.empty())
     note(str_cat("  resumed from ", resumed_from_, " at step ", loop_.step, " (", with_commas(loop_.tokens_seen),
-                 " tokens)"));
+                 " tokens; read and loaded in ", fmt("%.2f", resume_seconds_), " s)"));
   for (const std::string& w : warnings) note(w);
 }
 
@@ -437,12 +442,24 @@ std::string Trainer::write_checkpoint() {
   const NamedTensors optim = dp_->optimizer_state();
   const int64_t optim_steps = dp_->optimizer_steps();
   const std::string path = checkpoint_path(ckpt_dir_, loop_.step);
+  const double waited = seconds_since(t0);
+  std::string copied;
   run_agreed(dp_->comm(), [&] {
     if (rank() != 0) return;
     Checkpoint c;
     c.config_yaml = cfg_.to_yaml();
-    c.model = host_copies(model_->named_parameters());
-    c.optim = host_copies(optim);
+    if (device_.is_cuda()) {
+      std::vector<NamedTensors> copies = staging_.copy({model_->named_parameters(), optim});
+      c.model = std::move(copies[0]);
+      c.optim = std::move(copies[1]);
+      copied = str_cat("; ", fmt("%.2f", double(staging_.capacity()) / 1e9), " GB copied to ",
+                       staging_.pinned() ? "page-locked" : "pageable", " host memory in ",
+                       fmt("%.3f", staging_.last_copy_seconds()), " s after ",
+                       fmt("%.3f", staging_.last_alloc_seconds()), " s allocating or waiting for it");
+    } else {
+      c.model = host_copies(model_->named_parameters());
+      c.optim = host_copies(optim);
+    }
     LoopState state = snapshot();
     state.optim_step = optim_steps;
     state.save_to(c);
@@ -450,8 +467,9 @@ std::string Trainer::write_checkpoint() {
   });
   last_checkpoint_ = path;
   last_checkpoint_step_ = loop_.step;
-  log_line(str_cat("checkpoint ", path, ": training stalled ", fmt("%.3f", seconds_since(t0)), " s",
-                   cfg_.checkpoint.async ? " (written in the background)" : ""));
+  log_line(str_cat("checkpoint ", path, ": training stalled ", fmt("%.3f", seconds_since(t0)), " s (",
+                   fmt("%.3f", waited), " s waiting for the previous save and gathering the optimizer state", copied,
+                   ")", cfg_.checkpoint.async ? "; written in the background" : ""));
   return path;
 }
 

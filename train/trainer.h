@@ -160,11 +160,13 @@ class Trainer {
 
   std::unique_ptr<RunFolderLock> lock_;       // rank 0, while the trainer lives
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0 writes; at most one save in flight
+  HostStaging staging_;                       // rank 0 on a GPU: the host buffer checkpoints copy into
   std::unique_ptr<MetricsWriter> metrics_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;  // with log.tensorboard
   std::FILE* log_ = nullptr;
   // Throughput of this session: seconds spent in step(), and where the last record left off.
   double train_seconds_ = 0, record_seconds_ = 0;
+  double resume_seconds_ = 0;  // reading and loading the checkpoint resumed from (rank 0)
   int64_t session_steps_ = 0, record_tokens_ = 0;
 };
 

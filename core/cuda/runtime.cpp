@@ -107,6 +107,20 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
+void* host_alloc_pinned(size_t nbytes) {
+  void* ptr = nullptr;
+  if (cudaHostAlloc(&ptr, nbytes, cudaHostAllocDefault) != cudaSuccess) {
+    cudaGetLastError();  // a failed pinning is not a sticky error: clear it
+    return nullptr;
+  }
+  return ptr;
+}
+
+void host_free_pinned(void* ptr) {
+  // Called from destructors, and at exit after the driver may be gone: nothing to report then.
+  if (ptr) cudaFreeHost(ptr);
+}
+
 EventTimer::EventTimer(int device) : device_(device) {
   stream(device);
   CUDA_CHECK(cudaEventCreate(&begin_));

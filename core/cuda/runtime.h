@@ -35,6 +35,10 @@ cublasLtHandle_t cublas_lt(int device);
 // A device buffer for cuBLASLt's workspace, kept for the process lifetime.
 void* gemm_workspace(int device, size_t* bytes);
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+// Page-locked host memory, which device<->host copies read and write at the bus's speed;
+// nullptr when the driver cannot pin that much (the caller falls back to pageable memory).
+void* host_alloc_pinned(size_t nbytes);
+void host_free_pinned(void* ptr);
 
 // Times device work on a device's compute stream with CUDA events: start() and stop() enqueue
 // events; stop() waits for the second one and returns the elapsed milliseconds.
