@@ -41,8 +41,16 @@ TEST_F(CausalConv1dCuda, Parity) {
   struct Shape3 {
     int64_t B, L, E;
   };
-  // L = 1, L shorter than a width, L not a multiple of the 64-step chunk, E = 24 and 1536.
-  for (Shape3 s : {Shape3{2, 1, 24}, {2, 3, 24}, {2, 37, 24}, {3, 130, 40}, {1, 1000, 1536}})
+  // L = 1, L shorter than a width, L not a multiple of the 32- and 64-step chunks; E a multiple of
+  // 8 (channels in packs of 8 or 4), E = 8 (one pack), and E = 29 and 13 (one channel per thread).
+  for (Shape3 s : {Shape3{2, 1, 24},
+                   {2, 3, 24},
+                   {2, 37, 24},
+                   {3, 130, 40},
+                   {1, 1000, 1536},
+                   {2, 70, 8},
+                   {2, 101, 29},
+                   {1, 33, 13}})
     for (int64_t W = 1; W <= 4; ++W) {
       Tensor x = uniform({s.B, s.L, s.E}, -2, 2, gen, DType::f64), w = uniform({s.E, W}, -1, 1, gen, DType::f64);
       Tensor b = uniform({s.E}, -1, 1, gen, DType::f64), dout = uniform({s.B, s.L, s.E}, -1, 1, gen, DType::f64);
