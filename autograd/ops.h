@@ -41,6 +41,11 @@ Tensor matmul(const Tensor& a, const Tensor& b);  // (M, K) @ (K, N) -> (M, N)
 // the product then reads w's bf16_copy (or a converted copy), runs in bf16 with f32
 // accumulation, returns bf16, and w's gradient comes back in f32.
 Tensor linear(const Tensor& x, const Tensor& w);
+// linear(x, w_i) for consecutive row blocks w_i of w (rows[i] rows each, adding up to all of w's
+// rows): the outputs of a projection that is split ([x ; z], [dt ; B ; C]), each contiguous. One
+// node: dx is accumulated by the products in place (beta = 1) and each w_i's gradient is written
+// into its rows of one gradient tensor, with no zero-filled copies per block and no adds.
+std::vector<Tensor> linear_rows(const Tensor& x, const Tensor& w, const std::vector<int64_t>& rows);
 
 // ---- model ops ----
 // weight (V, D), ids (...) of i32 or i64 -> (..., D). Every id must be in [0, V).

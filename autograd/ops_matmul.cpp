@@ -29,6 +29,21 @@ Tensor gemm(bool trans_a, bool trans_b, const Tensor& A, const Tensor& B, int64_
   return C;
 }
 
+// C (M, N) = op(A) @ op(B) into an existing C (a row block of a larger tensor may be passed as a
+// narrowed view), added to what C holds when `accumulate`.
+void gemm_into(bool trans_a, bool trans_b, const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N,
+               int64_t K, bool accumulate) {
+  if (A.is_cuda()) {
+    SERPENT_ON_CUDA(cuda::gemm(trans_a, trans_b, M, N, K, A.data_ptr(), B.data_ptr(), C.data_ptr(), A.dtype(),
+                               C.dtype(), accumulate, A.device().index));
+    return;
+  }
+  dispatch_float(A.dtype(), "matmul", [&](auto z) {
+    using T = decltype(z);
+    cpu::gemm<T>(trans_a, trans_b, M, N, K, A.data<T>(), B.data<T>(), C.data<T>(), accumulate);
+  });
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -90,6 +105,55 @@ Tensor linear(const Tensor& x, const Tensor& w) {
                              need_w ? gemm(true, false, g[0], x, N, K, M) : Tensor()};
                    });
   return out;
+}
+
+std::vector<Tensor> linear_rows(const Tensor& x, const Tensor& w, const std::vector<int64_t>& rows) {
+  checks::floating("linear_rows", "input", x);
+  checks::rank("linear_rows", "input", x, 2);
+  checks::rank("linear_rows", "weight", w, 2);
+  const bool mixed = x.is_cuda() && x.dtype() == DType::bf16 && w.dtype() == DType::f32;
+  if (mixed) {
+    SERPENT_CHECK(w.device() == x.device(), "linear_rows: input on ", x.device().str(), " but weight on ",
+                  w.device().str());
+  } else {
+    checks::like("linear_rows", "weight", w, "input", x);
+  }
+  SERPENT_CHECK(x.size(1) == w.size(1), "linear_rows: input ", shape_str(x.shape()), " has ", x.size(1),
+                " features but weight ", shape_str(w.shape()), " expects ", w.size(1));
+  int64_t total = 0;
+  for (int64_t n : rows) {
+    SERPENT_CHECK(n >= 1, "linear_rows: every row block needs at least one row, got ", n);
+    total += n;
+  }
+  SERPENT_CHECK(total == w.size(0), "linear_rows: the row blocks add up to ", total, " rows but the weight ",
+                shape_str(w.shape()), " has ", w.size(0));
+  const int64_t M = x.size(0), K = x.size(1);
+  // The operand the products read: w itself, or its bf16 copy on the mixed-precision path.
+  const Tensor wm = mixed ? bf16_operand(w) : w.detach();
+  std::vector<Tensor> outs;
+  std::vector<Tensor*> out_ptrs;
+  outs.reserve(rows.size());
+  for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i)
+    outs.push_back(gemm(false, true, x, narrow(wm, 0, start, rows[size_t(i)]), M, rows[size_t(i)], K));
+  for (Tensor& o : outs) out_ptrs.push_back(&o);
+  const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+  const DType w_grad_dtype = w.dtype();
+  autograd::record(
+      "linear_rows", out_ptrs, {x, w},
+      [x, wm, rows, M, K, need_x, need_w, w_grad_dtype](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+        Tensor dx, dw;
+        if (need_x) dx = Tensor::empty({M, K}, x.dtype(), x.device());
+        if (need_w) dw = Tensor::empty(wm.shape(), w_grad_dtype, x.device());
+        for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i) {
+          const int64_t n = rows[size_t(i)];
+          // dx = sum_i g_i @ w_i, the later products added onto the first (beta = 1);
+          // dw_i = g_i^T @ x, written straight into its rows of dw.
+          if (need_x) gemm_into(false, false, g[size_t(i)], narrow(wm, 0, start, n), dx, M, K, n, i > 0);
+          if (need_w) gemm_into(true, false, g[size_t(i)], x, narrow(dw, 0, start, n), n, K, M, false);
+        }
+        return {dx, dw};
+      });
+  return outs;
 }
 
 }  // namespace serpent

@@ -78,18 +78,21 @@ Tensor MambaMixer::forward(const Tensor& x0, MambaLayerState* keep) const {
   SERPENT_CHECK(x0.dim() == 3, "MambaMixer: expected input (B, L, d_model), got ", x0.str());
   const int64_t B = x0.size(0), L = x0.size(1), E = d_inner, N = d_state, R = dt_rank;
   // The projections whose outputs are split ([x ; z], [dt ; B ; C]) run as one product per part
-  // on row views of the weight, so every activation is contiguous and no split copies are made.
+  // on row blocks of the weight (linear_rows), so every activation is contiguous and no split
+  // copies are made.
   Tensor x0f = reshape(x0, {B * L, x0.size(2)});
-  Tensor x = linear(x0f, narrow(in_proj.weight, 0, 0, E));  // (B*L, E)
-  Tensor z = linear(x0f, narrow(in_proj.weight, 0, E, E));  // (B*L, E)
+  const std::vector<Tensor> xz = linear_rows(x0f, in_proj.weight, {E, E});
+  const Tensor& x = xz[0];  // (B*L, E)
+  const Tensor& z = xz[1];  // (B*L, E)
   if (keep) keep->conv = conv_window(reshape(x, {B, L, E}), d_conv);
   Tensor u = conv1d.forward(reshape(x, {B, L, E}), /*silu_activation=*/true);  // (B, L, E)
   Tensor uf = reshape(u, {B * L, E});
-  Tensor dt_low = linear(uf, narrow(x_proj.weight, 0, 0, R));  // (B*L, R)
-  Tensor Bm = linear(uf, narrow(x_proj.weight, 0, R, N));      // (B*L, N)
-  Tensor Cm = linear(uf, narrow(x_proj.weight, 0, R + N, N));  // (B*L, N)
-  Tensor dt = linear(dt_low, dt_proj.weight);                  // (B*L, E), no bias yet
-  Tensor A = scale(exp(A_log), -1.0);                          // (E, N)
+  const std::vector<Tensor> dbc = linear_rows(uf, x_proj.weight, {R, N, N});
+  const Tensor& dt_low = dbc[0];               // (B*L, R)
+  const Tensor& Bm = dbc[1];                   // (B*L, N)
+  const Tensor& Cm = dbc[2];                   // (B*L, N)
+  Tensor dt = linear(dt_low, dt_proj.weight);  // (B*L, E), no bias yet
+  Tensor A = scale(exp(A_log), -1.0);          // (E, N)
   ScanOutput scan = selective_scan(u, reshape(dt, {B, L, E}), A, reshape(Bm, {B, L, N}), reshape(Cm, {B, L, N}), D,
                                    reshape(z, {B, L, E}), dt_proj.bias, true);
   if (keep) keep->ssm = scan.last_state;
