@@ -44,7 +44,9 @@ Tensor linear(const Tensor& x, const Tensor& w);
 // linear(x, w_i) for consecutive row blocks w_i of w (rows[i] rows each, adding up to all of w's
 // rows): the outputs of a projection that is split ([x ; z], [dt ; B ; C]), each contiguous. One
 // node: dx is accumulated by the products in place (beta = 1) and each w_i's gradient is written
-// into its rows of one gradient tensor, with no zero-filled copies per block and no adds.
+// into its rows of one gradient tensor, with no zero-filled copies per block and no adds; when
+// the outputs are narrow (all rows at most a quarter of x's columns) it is one product each way
+// over the whole weight, its columns copied out and the gradients copied in.
 std::vector<Tensor> linear_rows(const Tensor& x, const Tensor& w, const std::vector<int64_t>& rows);
 
 // ---- model ops ----

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "autograd/checks.h"
+#include "autograd/columns.h"
 #include "autograd/mixed_precision.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
@@ -127,32 +128,54 @@ std::vector<Tensor> linear_rows(const Tensor& x, const Tensor& w, const std::vec
   }
   SERPENT_CHECK(total == w.size(0), "linear_rows: the row blocks add up to ", total, " rows but the weight ",
                 shape_str(w.shape()), " has ", w.size(0));
-  const int64_t M = x.size(0), K = x.size(1);
+  const int64_t M = x.size(0), K = x.size(1), N = total;
   // The operand the products read: w itself, or its bf16 copy on the mixed-precision path.
   const Tensor wm = mixed ? bf16_operand(w) : w.detach();
+  // Narrow outputs (x_proj's dt, B and C: 80 columns from 1536 at mamba-130m) come from one
+  // product over the whole weight, with their columns copied out: a product per block would read
+  // x, the big operand, once per block in each of the three products. Wide ones (in_proj's x and
+  // z) are a product per block, since copying their columns would move more than rereading x.
+  const bool one_product = 4 * N <= K;
   std::vector<Tensor> outs;
-  std::vector<Tensor*> out_ptrs;
   outs.reserve(rows.size());
-  for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i)
-    outs.push_back(gemm(false, true, x, narrow(wm, 0, start, rows[size_t(i)]), M, rows[size_t(i)], K));
+  if (one_product) {
+    const Tensor full = gemm(false, true, x, wm, M, N, K);  // (M, N)
+    for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i) {
+      outs.push_back(Tensor::empty({M, rows[size_t(i)]}, full.dtype(), full.device()));
+      copy_columns(full, outs.back(), M, N, start, rows[size_t(i)], false);
+    }
+  } else {
+    for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i)
+      outs.push_back(gemm(false, true, x, narrow(wm, 0, start, rows[size_t(i)]), M, rows[size_t(i)], K));
+  }
+  std::vector<Tensor*> out_ptrs;
   for (Tensor& o : outs) out_ptrs.push_back(&o);
   const bool need_x = x.requires_grad(), need_w = w.requires_grad();
   const DType w_grad_dtype = w.dtype();
-  autograd::record(
-      "linear_rows", out_ptrs, {x, w},
-      [x, wm, rows, M, K, need_x, need_w, w_grad_dtype](const std::vector<Tensor>& g) -> std::vector<Tensor> {
-        Tensor dx, dw;
-        if (need_x) dx = Tensor::empty({M, K}, x.dtype(), x.device());
-        if (need_w) dw = Tensor::empty(wm.shape(), w_grad_dtype, x.device());
-        for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i) {
-          const int64_t n = rows[size_t(i)];
-          // dx = sum_i g_i @ w_i, the later products added onto the first (beta = 1);
-          // dw_i = g_i^T @ x, written straight into its rows of dw.
-          if (need_x) gemm_into(false, false, g[size_t(i)], narrow(wm, 0, start, n), dx, M, K, n, i > 0);
-          if (need_w) gemm_into(true, false, g[size_t(i)], x, narrow(dw, 0, start, n), n, K, M, false);
-        }
-        return {dx, dw};
-      });
+  autograd::record("linear_rows", out_ptrs, {x, w},
+                   [x, wm, rows, M, N, K, one_product, need_x, need_w,
+                    w_grad_dtype](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                     Tensor dx, dw;
+                     if (one_product) {
+                       // The output gradients side by side, then one product for each input.
+                       Tensor gfull = Tensor::empty({M, N}, g[0].dtype(), g[0].device());
+                       for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i)
+                         copy_columns(gfull, g[size_t(i)], M, N, start, rows[size_t(i)], true);
+                       if (need_x) dx = gemm(false, false, gfull, wm, M, K, N);
+                       if (need_w) dw = gemm(true, false, gfull, x, N, K, M, w_grad_dtype);
+                       return {dx, dw};
+                     }
+                     if (need_x) dx = Tensor::empty({M, K}, x.dtype(), x.device());
+                     if (need_w) dw = Tensor::empty(wm.shape(), w_grad_dtype, x.device());
+                     for (int64_t i = 0, start = 0; i < int64_t(rows.size()); start += rows[size_t(i)], ++i) {
+                       const int64_t n = rows[size_t(i)];
+                       // dx = sum_i g_i @ w_i, the later products added onto the first (beta = 1);
+                       // dw_i = g_i^T @ x, written straight into its rows of dw.
+                       if (need_x) gemm_into(false, false, g[size_t(i)], narrow(wm, 0, start, n), dx, M, K, n, i > 0);
+                       if (need_w) gemm_into(true, false, g[size_t(i)], x, narrow(dw, 0, start, n), n, K, M, false);
+                     }
+                     return {dx, dw};
+                   });
   return outs;
 }
 

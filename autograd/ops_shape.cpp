@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "autograd/checks.h"
+#include "autograd/columns.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/cuda/elementwise.h"
@@ -44,10 +45,6 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
   return out;
 }
 
-namespace {
-
-// Gathers (scatter = false) columns [start, start+len) of src (rows, cols) into dst (rows, len),
-// or writes dst back into those columns of src (scatter = true).
 void copy_columns(const Tensor& src, const Tensor& dst, int64_t rows, int64_t cols, int64_t start, int64_t len,
                   bool scatter) {
   if (src.is_cuda()) {
@@ -68,8 +65,6 @@ void copy_columns(const Tensor& src, const Tensor& dst, int64_t rows, int64_t co
       std::copy_n(srow, size_t(len) * es, drow);
   }
 }
-
-}  // namespace
 
 Tensor slice_last(const Tensor& a, int64_t start, int64_t length) {
   checks::defined("slice_last", "input", a);
