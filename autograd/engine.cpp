@@ -28,14 +28,34 @@ bool any_requires_grad(std::initializer_list<Tensor> inputs) {
   return false;
 }
 
+namespace {
+
+// What the graph keeps of a non-leaf input: the node that produced it, which of that node's
+// outputs it is, its shape and dtype, and not its storage. The backward closures hold the tensors
+// they read; an activation that no backward reads (a mixer's output, which the next norm only
+// adds) is freed as soon as the forward is done with it.
+Tensor edge_of(const Tensor& t) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = t.shape();
+  impl->dtype = t.dtype();
+  impl->requires_grad = true;
+  impl->grad_fn = t.impl().grad_fn;
+  impl->output_nr = t.impl().output_nr;
+  return Tensor(std::move(impl));
+}
+
+}  // namespace
+
 void record(const char* name, std::vector<Tensor*> outputs, std::vector<Tensor> inputs, BackwardFn backward) {
   if (!t_grad_enabled) return;
   bool any = false;
   for (Tensor& t : inputs) {
-    if (t.defined() && t.requires_grad())
+    if (t.defined() && t.requires_grad()) {
       any = true;
-    else
+      if (t.impl().grad_fn) t = edge_of(t);
+    } else {
       t = Tensor();
+    }
   }
   if (!any) return;
   auto node = std::make_shared<Node>();

@@ -25,7 +25,9 @@ struct OutputMeta {
 
 struct Node {
   std::string name;
-  std::vector<Tensor> inputs;  // undefined where the input needs no gradient
+  // Undefined where the input needs no gradient; a leaf as itself; any other input as an edge to
+  // the node that produced it, without its storage (the closure holds what backward reads).
+  std::vector<Tensor> inputs;
   std::vector<OutputMeta> outputs;
   BackwardFn backward;
 

@@ -54,6 +54,22 @@ TEST(Autograd, SavedTensorsAreFreedAsBackwardRuns) {
   expect_error([&] { autograd::backward(f); }, {"already freed", "retain_graph"});
 }
 
+TEST(Autograd, AnActivationNoBackwardReadsIsFreedBeforeBackward) {
+  Tensor x = from_vector<double>({1.0, 2.0}, {2});
+  x.set_requires_grad(true);
+  std::weak_ptr<Storage> storage;
+  Tensor f;
+  {
+    // scale's and add's backwards read no input: the graph keeps only an edge to a's node.
+    Tensor a = scale(x, 3.0);
+    storage = a.impl().storage;
+    f = sum(add(a, a));
+  }
+  EXPECT_TRUE(storage.expired()) << "the graph must not hold the storage of an input its backward does not read";
+  autograd::backward(f);
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{6.0, 6.0}));
+}
+
 TEST(Autograd, RetainGraphAllowsASecondBackward) {
   Tensor x = from_vector<double>({2.0}, {1});
   x.set_requires_grad(true);
