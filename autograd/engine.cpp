@@ -85,10 +85,11 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   SERPENT_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()), " for a leaf of shape ",
                 shape_str(leaf.shape));
   if (!leaf.grad) {
-    // A fresh copy: the same gradient tensor may be handed to several inputs (add's backward),
-    // and optimizers modify .grad in place.
-    Tensor own = g.clone();
-    if (own.dtype() != leaf.dtype) own = own.to(leaf.dtype);
+    // The gradient becomes .grad as it is when nothing else holds it or its memory (a product
+    // written for this leaf alone, as a weight's gradient is); otherwise a copy, since the same
+    // tensor may be handed to several inputs (add's backward) and optimizers modify .grad in place.
+    const bool sole = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1;
+    Tensor own = g.dtype() != leaf.dtype ? g.to(leaf.dtype) : sole ? g : g.clone();
     leaf.grad = own.impl_ptr();
   } else {
     Tensor existing(leaf.grad);

@@ -33,9 +33,10 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-// Blocks in the backward: enough to fill the device, few enough that the partial rows
-// (kMaxBackwardBlocks x D floats) stay small.
-constexpr int64_t kMaxBackwardBlocks = 512;
+// Blocks in the backward: enough to fill the device (512, 15 warps per SM of an H200, left the
+// kernel latency bound), few enough that the partial rows (kMaxBackwardBlocks x D floats) stay
+// small.
+constexpr int64_t kMaxBackwardBlocks = 1024;
 
 template <int VEC, class TH, class TO>
 __global__ void __launch_bounds__(kThreads)
