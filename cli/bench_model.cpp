@@ -100,11 +100,11 @@ std::vector<Family> op_breakdown(const ModelBench& b, const MambaLM& model, Adam
   Tensor up_e = uniform({M, E}, -1, 1, gen, act, dev), up_n = uniform({M, N}, -1, 1, gen, act, dev);
   Tensor up_r = uniform({M, R}, -1, 1, gen, act, dev), up_d = uniform({M, D}, -1, 1, gen, act, dev);
   family("matmuls (4 projections)", c.n_layer, [&] {
-    run_with_backward([&] { return linear(x0, narrow(mixer.in_proj.weight, 0, 0, E)); }, up_e);
-    run_with_backward([&] { return linear(x0, narrow(mixer.in_proj.weight, 0, E, E)); }, up_e);
-    run_with_backward([&] { return linear(u, narrow(mixer.x_proj.weight, 0, 0, R)); }, up_r);
-    run_with_backward([&] { return linear(u, narrow(mixer.x_proj.weight, 0, R, N)); }, up_n);
-    run_with_backward([&] { return linear(u, narrow(mixer.x_proj.weight, 0, R + N, N)); }, up_n);
+    // As the mixer runs them (layers/mamba.cpp): the split projections through linear_rows.
+    const std::vector<Tensor> xz = linear_rows(x0, mixer.in_proj.weight, {E, E});
+    autograd::backward(xz, {up_e, up_e});
+    const std::vector<Tensor> dbc = linear_rows(u, mixer.x_proj.weight, {R, N, N});
+    autograd::backward(dbc, {up_r, up_n, up_n});
     run_with_backward([&] { return linear(dtl, mixer.dt_proj.weight); }, up_e);
     run_with_backward([&] { return linear(y, mixer.out_proj.weight); }, up_d);
   });

@@ -90,9 +90,13 @@ TEST_F(MatmulCuda, LinearRowsParity) {
     const std::vector<int64_t> rows = {48, 16, 16};
     Tensor x = uniform({M, K}, -1, 1, gen, DType::f64), w = uniform({80, K}, -1, 1, gen, DType::f64);
     for (DType dt : {DType::f32, DType::bf16}) {
+      if (M * K == 1 && dt == DType::bf16) continue;
       SCOPED_TRACE(str_cat(M, "x", K, " ", dtype_name(dt)));
       expect_parity([&](const std::vector<Tensor>& in) { return mixed_rows(in[0], in[1], rows, 7); }, {x, w}, dt, gpu_);
     }
+    // In bf16 the 1 x 1 input's gradient is one element summed from 80 rounded terms, whose
+    // relative error can exceed any fixed tolerance when the terms cancel: f32 only there.
+    if (M * K == 1) continue;
     // Mixed precision, as in the model: bf16 input, f32 weight (read through its bf16 copy), the
     // weight's gradient in f32; against the f64 reference on the same rounded values.
     SCOPED_TRACE(str_cat(M, "x", K, " bf16 input, f32 weight"));
