@@ -2,8 +2,6 @@
 
 #include <filesystem>
 
-#include "core/error.h"
-
 namespace serpent {
 
 CheckpointWriter::~CheckpointWriter() {

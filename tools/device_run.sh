@@ -113,6 +113,30 @@ for stage in "${@:-}"; do
         grep -E "resumed from|already complete" "$OUT/checkpoint_stall.log" | tail -2
         rm -rf $ck/runs
       done ;;
+    memory-estimate)
+      # The trainer's memory estimate (its "memory:" line) against the peak it then measures
+      # (metrics.jsonl's peak_memory_gib) for the five presets, at the micro-batches; each
+      # run is killed once it has logged three steps (no checkpoint is written).
+      me=/tmp/serpent-mem && rm -rf $me && mkdir -p $me
+      ./build-gpu/serpent prepare --tokenizer data/tokenizers/gpt-neox-20b/tokenizer.json \
+        --input data/corpus/austen.jsonl.gz --out $me/data --val-fraction 0.02 --quiet
+      for spec in "130m 8" "370m 8" "790m 8" "1.4b 8" "2.8b 4"; do
+        set -- $spec
+        ./build-gpu/serpent train configs/mamba-$1.yaml --set data.path=$me/data --set log.runs_dir=$me/runs \
+          --set data.micro_batch_size=$2 --set data.global_batch_tokens=$(( $2 * 2048 )) --set train.max_steps=100 \
+          --set train.max_tokens=0 --set optim.warmup_steps=1 --set train.log_every=1 > $me/$1.log 2>&1 &
+        pid=$!
+        for i in $(seq 1 240); do
+          sleep 0.5
+          [ "$(wc -l < $me/runs/mamba-$1/metrics.jsonl 2>/dev/null || echo 0)" -ge 3 ] && break
+          kill -0 $pid 2>/dev/null || break
+        done
+        kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+        echo "== mamba-$1 $2 x 2048: $(grep -h 'memory:' $me/$1.log | sed 's/^ *//')" | tee -a "$OUT/memory_estimate.log"
+        python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print('   measured peak_memory_gib per step:', [x.get('peak_memory_gib') for x in r])" \
+          $me/runs/mamba-$1/metrics.jsonl 2>&1 | tee -a "$OUT/memory_estimate.log"
+        rm -rf $me/runs
+      done ;;
     "") ;;
     *) echo "unknown stage $stage" ;;
   esac

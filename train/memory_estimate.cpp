@@ -18,12 +18,13 @@ MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int wo
   e.weights = P * w + (cfg.train.dtype == "bf16" ? P * 2 : 0);
   e.gradients = P * w;
   e.optimizer = 2 * P * w / (cfg.dist.zero1 ? world_size : 1);
-  // Kept per token: per layer the f32 residual, norm and mixer outputs (D each), x, z, u, delta
-  // and y (E each), dt_low, B and C, and on a GPU the scan's state checkpoints (one every 32
-  // steps for d_state <= 16, more often above); then the embedding output and the final norm.
+  // Kept per token: per layer the f32 residual and the norm output (D each), x, z, u, delta and
+  // y (E each), dt_low, B and C, and on a GPU the scan's state checkpoints (one every 32 steps
+  // for d_state <= 16, more often above); then the final residual and norm. The mixer outputs
+  // and the embedding output are not kept: no backward reads them (autograd keeps edges only).
   const int64_t segment = N <= 16 ? 32 : std::max<int64_t>(1, 128 / ((N + 3) / 4));
-  const int64_t per_layer = 4 * D + 2 * a * D + 5 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
-  const int64_t per_token = m.n_layer * per_layer + 2 * a * D + 4 * D;
+  const int64_t per_layer = 4 * D + a * D + 5 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
+  const int64_t per_token = m.n_layer * per_layer + a * D + 4 * D;
   // Backward's working set: one layer's activation gradients (about as much as it keeps).
   const int64_t backward_per_token = per_layer;
   e.per_sequence = tokens_per_seq * (per_token + backward_per_token);

@@ -231,6 +231,14 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
 
   // Before anything large is allocated: the run must fit (parameters, optimizer, activations).
   check_training_memory(cfg_, device_, env_.world_size);
+  {
+    const MemoryEstimate e = estimate_training_memory(cfg_, device_, env_.world_size);
+    const MemoryBudget budget = memory_budget(device_);
+    warnings.push_back(str_cat("  memory: about ", bytes_text(e.total()), " estimated (weights, gradients and moments ",
+                               bytes_text(e.weights + e.gradients + e.optimizer), ", activations ",
+                               bytes_text(e.activations + e.transient), "), ", bytes_text(budget.bytes), " free on ",
+                               device_.str(), " (", budget.limit, ")"));
+  }
   // The model is initialized on the cpu (the same numbers whatever the device), then moved.
   model_ = std::make_unique<MambaLM>(cfg_.model, gen_, dtype);
   writer_ = std::make_unique<CheckpointWriter>(cfg_.checkpoint.async);
