@@ -128,7 +128,7 @@ for stage in "${@:-}"; do
         pid=$!
         for i in $(seq 1 240); do
           sleep 0.5
-          [ "$(wc -l < $me/runs/mamba-$1/metrics.jsonl 2>/dev/null || echo 0)" -ge 3 ] && break
+          [ "$( (wc -l < $me/runs/mamba-$1/metrics.jsonl) 2>/dev/null || echo 0)" -ge 3 ] && break
           kill -0 $pid 2>/dev/null || break
         done
         kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null

@@ -7,6 +7,7 @@
 // rank accumulates 6 micro-batches a step, two ranks 3 each and three ranks 2 each: the same
 // global batch.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
@@ -158,26 +159,39 @@ TEST_F(TrainCommand, KilledAtRandomMomentsWithBackgroundSavesItResumesBitwise) {
   // lands during steps, snapshots and writes alike, 22 times as in the hardening report. However
   // often the run is killed, resuming gives bitwise the records of the run made in one go.
   const std::string extra =
-      "train: {max_steps: 100, log_every: 1}\noptim: {warmup_steps: 5}\neval: {every: 10, batches: 2}\n"
+      "train: {max_steps: 200, log_every: 1}\noptim: {warmup_steps: 5}\neval: {every: 10, batches: 2}\n"
       "checkpoint: {every: 1, keep_last: 2}\n";
   const std::string ref = write_config("ref", extra), crash = write_config("crash", extra);
   ASSERT_EQ(run_serpent({"train", ref, "--set", "train.name=ref"}, dir_.path()).code, 0);
+  // Each attempt is killed once it has logged 1 to 4 more steps (plus up to 30 ms, to land inside
+  // a step, a snapshot or a write), so every kill is mid-run whatever the machine's speed, and 22
+  // of them leave the 200-step run unfinished.
+  const std::string metrics = runs_ + "/crash/metrics.jsonl";
+  auto logged = [&] { return std::filesystem::exists(metrics) ? lines_of(read_text_file(metrics)).size() : size_t(0); };
   std::mt19937 rng(7);
   int kills = 0;
   for (int attempt = 0; attempt < 22; ++attempt) {
+    const size_t before = logged(), more = 1 + rng() % 4;
     const pid_t pid = spawn_serpent({"train", crash, "--set", "train.name=crash", "--resume", "auto"}, dir_ / "c.out",
                                     dir_ / "c.err");
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 400));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    int status = 0;
+    bool exited = false;
+    while (logged() < before + more && std::chrono::steady_clock::now() < deadline &&
+           !(exited = ::waitpid(pid, &status, WNOHANG) == pid))
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_FALSE(exited) << "attempt " << attempt << " ended by itself: " << read_text_file(dir_ / "c.err");
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 30));
     ::kill(pid, SIGKILL);
-    if (wait_exit_code(pid) == -1) ++kills;  // died of the signal (a run that ended first exits 0)
+    if (wait_exit_code(pid) == -1) ++kills;  // died of the signal (one that ended first exits 0)
   }
   const CliResult last = run_serpent({"train", crash, "--set", "train.name=crash", "--resume", "auto"}, dir_.path());
   ASSERT_EQ(last.code, 0) << last.err;
-  EXPECT_GE(kills, 11) << "most attempts should have been killed mid-run";
+  EXPECT_EQ(kills, 22) << "every attempt should have been killed mid-run";
   const std::vector<MetricsRecord> a = read_metrics(runs_ + "/ref/metrics.jsonl");
   const std::vector<MetricsRecord> b = read_metrics(runs_ + "/crash/metrics.jsonl");
-  ASSERT_EQ(a.size(), 100u);
+  ASSERT_EQ(a.size(), 200u);
   ASSERT_EQ(b.size(), a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(b[i].step, a[i].step);
@@ -187,8 +201,8 @@ TEST_F(TrainCommand, KilledAtRandomMomentsWithBackgroundSavesItResumesBitwise) {
     EXPECT_EQ(b[i].val_loss, a[i].val_loss) << "step " << a[i].step;
   }
   // The final weights too.
-  const Checkpoint ca = load_checkpoint(checkpoint_path(runs_ + "/ref/checkpoints", 100));
-  const Checkpoint cb = load_checkpoint(checkpoint_path(runs_ + "/crash/checkpoints", 100));
+  const Checkpoint ca = load_checkpoint(checkpoint_path(runs_ + "/ref/checkpoints", 200));
+  const Checkpoint cb = load_checkpoint(checkpoint_path(runs_ + "/crash/checkpoints", 200));
   expect_same_tensors(cb.model, ca.model);
   expect_same_tensors(cb.optim, ca.optim);
 }

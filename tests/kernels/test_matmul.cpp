@@ -22,7 +22,7 @@ TEST(Matmul, GradcheckMatmulAndLinear) {
 // sum_i linear_rows(x, w, rows)[i] @ P_i for fixed random P_i (rows[i], 3): an (M, 3) result that
 // every output and every row block reaches (a matrix, so that relative errors do not depend on
 // how much a single sum happens to cancel).
-Tensor mixed_rows(const Tensor& x, const Tensor& w, const std::vector<int64_t>& rows, uint64_t seed) {
+Tensor projected_rows(const Tensor& x, const Tensor& w, const std::vector<int64_t>& rows, uint64_t seed) {
   const std::vector<Tensor> outs = linear_rows(x, w, rows);
   Generator gen(seed);
   Tensor total;
@@ -44,7 +44,7 @@ TEST(Matmul, GradcheckLinearRows) {
         int64_t N = 0;
         for (int64_t n : rows) N += n;
         Tensor x = leaf({M, K}, gen), w = leaf({N, K}, gen);
-        expect_gradcheck([&](const std::vector<Tensor>& in) { return mixed_rows(in[0], in[1], rows, 5); }, {x, w});
+        expect_gradcheck([&](const std::vector<Tensor>& in) { return projected_rows(in[0], in[1], rows, 5); }, {x, w});
       }
 }
 
@@ -57,7 +57,7 @@ TEST_P(LinearRowsEqualsLinear, OnRowViewsOfTheWeight) {
   const int64_t K = GetParam();
   Tensor x = leaf({9, K}, gen), w = leaf({10, K}, gen);
   Tensor x2 = x.detach().clone().set_requires_grad(true), w2 = w.detach().clone().set_requires_grad(true);
-  autograd::backward(sum(mixed_rows(x, w, rows, 6)));
+  autograd::backward(sum(projected_rows(x, w, rows, 6)));
   // The same outputs through linear on narrowed views of the weight (the former formulation).
   Generator pgen(6);
   Tensor total;
@@ -92,7 +92,8 @@ TEST_F(MatmulCuda, LinearRowsParity) {
     for (DType dt : {DType::f32, DType::bf16}) {
       if (M * K == 1 && dt == DType::bf16) continue;
       SCOPED_TRACE(str_cat(M, "x", K, " ", dtype_name(dt)));
-      expect_parity([&](const std::vector<Tensor>& in) { return mixed_rows(in[0], in[1], rows, 7); }, {x, w}, dt, gpu_);
+      expect_parity([&](const std::vector<Tensor>& in) { return projected_rows(in[0], in[1], rows, 7); }, {x, w}, dt,
+                    gpu_);
     }
     // In bf16 the 1 x 1 input's gradient is one element summed from 80 rounded terms, whose
     // relative error can exceed any fixed tolerance when the terms cancel: f32 only there.
@@ -104,7 +105,7 @@ TEST_F(MatmulCuda, LinearRowsParity) {
     Tensor xc = xr.clone().set_requires_grad(true), wc = wr.clone().set_requires_grad(true);
     Tensor xg = xr.to(DType::bf16).to(gpu_).set_requires_grad(true),
            wg = wr.to(DType::f32).to(gpu_).set_requires_grad(true);
-    Tensor oc = mixed_rows(xc, wc, rows, 8), og = mixed_rows(xg, wg, rows, 8);
+    Tensor oc = projected_rows(xc, wc, rows, 8), og = projected_rows(xg, wg, rows, 8);
     EXPECT_LE(relative_error(og, oc), parity_tolerance(DType::bf16));
     Tensor seed_grad = uniform(oc.shape(), -1, 1, gen, DType::f64);
     autograd::backward(oc, seed_grad);
