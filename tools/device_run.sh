@@ -57,6 +57,30 @@ for stage in "${@:-}"; do
         --section SchedulerStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
         ./build-gpu/serpent bench scan --shape 8,1536,2048,16 --steps 1 --warmup 1 > "$OUT/scan_profile.txt" 2>&1
       echo "scan profile: status $?"; grep -E "Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|No Eligible|Block Limit" "$OUT/scan_profile.txt" ;;
+    ops-profile)
+      # Nsight Compute on the bandwidth-bound kernels of two mamba-130m 8 x 2048 training steps
+      # (norm, conv, embedding, AdamW, partial sums): duration and DRAM throughput per kernel,
+      # averaged over its launches, to say which of them is far from the HBM bound and why.
+      ncu --clock-control none --print-summary per-kernel --print-kernel-base demangled \
+        --kernel-name regex:'forward_kernel|backward_kernel|sum_partials|segment_sum|keys_kernel|adamw|sum_squares|norm_kernel' \
+        --launch-count 1500 --section SpeedOfLight --section LaunchStats --section Occupancy \
+        ./build-gpu/serpent bench --config configs/mamba-130m.yaml --batch 8 --seq-len 2048 --steps 1 --warmup 1 \
+        > "$OUT/ops_profile.txt" 2>&1
+      echo "ops profile: status $?"; grep -cE "Duration" "$OUT/ops_profile.txt" ;;
+    scan-variant)
+      # A/B of the scan kernel: each patch of SCAN_PATCHES (space-separated paths) applied in turn
+      # to kernels/cuda/selective_scan.cu, the binary rebuilt and scan-bench rerun into
+      # scan_variant.log; then the source and the binary restored.
+      f=kernels/cuda/selective_scan.cu && cp $f /tmp/scan_source.cu
+      for p in ${SCAN_PATCHES:?set SCAN_PATCHES}; do
+        cp /tmp/scan_source.cu $f && patch -s -p0 < "$p" || { echo "variant $p: patch failed"; continue; }
+        echo "== variant $p" | tee -a "$OUT/scan_variant.log"
+        cmake --build build-gpu -j "$(nproc)" --target serpent >> "$OUT/build.log" 2>&1 || echo "variant build failed"
+        for shape in 8,1536,2048,16 16,1536,2048,16 2,1536,8192,16 8,4096,2048,16; do
+          ./build-gpu/serpent bench scan --shape $shape 2>&1 | tee -a "$OUT/scan_variant.log"
+        done
+      done
+      cp /tmp/scan_source.cu $f && cmake --build build-gpu -j "$(nproc)" --target serpent >> "$OUT/build.log" 2>&1 ;;
     tensorboard)
       # A tiny cpu run with TensorBoard scalars on, stopped and resumed, read back by the
       # tensorboard package (docs/TRAINING.md records the result).

@@ -169,6 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(CudaScanCase{2, 1, 24, 1}, CudaScanCase{2, 7, 24, 4}, CudaScanCase{1, 37, 24, 16},
                       CudaScanCase{2, 300, 24, 16}, CudaScanCase{2, 1000, 40, 16}, CudaScanCase{1, 129, 33, 5},
                       CudaScanCase{1, 70, 24, 33}, CudaScanCase{2, 45, 24, 64}, CudaScanCase{1, 257, 1536, 16},
+                      CudaScanCase{1, 8192, 40, 16},
                       CudaScanCase{2, 37, 24, 16, false, false, false, true},
                       CudaScanCase{2, 300, 24, 16, true, false, true, false},
                       CudaScanCase{2, 300, 24, 16, false, true, false, true},
