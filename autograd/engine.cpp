@@ -21,6 +21,12 @@ NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) {
 NoGradGuard::~NoGradGuard() {
   t_grad_enabled = previous_;
 }
+EnableGradGuard::EnableGradGuard() : previous_(t_grad_enabled) {
+  t_grad_enabled = true;
+}
+EnableGradGuard::~EnableGradGuard() {
+  t_grad_enabled = previous_;
+}
 
 bool any_requires_grad(std::initializer_list<Tensor> inputs) {
   for (const Tensor& t : inputs)

@@ -52,6 +52,19 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Turns grad mode back on inside a backward closure (the engine runs closures with it off), for
+// a closure that records and differentiates a graph of its own (autograd/checkpoint.h).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 bool any_requires_grad(std::initializer_list<Tensor> inputs);
 
 // Attaches a node named `name` to `outputs` when grad mode is on and any input requires a

@@ -25,6 +25,8 @@ struct ModelBench {
   // of the launcher environment (1 without one), to measure what data parallelism costs.
   std::string dist;
   double bucket_mb = 25;
+  bool recompute_blocks = false;  // train.recompute full
+  bool bf16_moments = false;      // optim.state_dtype bf16
 };
 
 int bench_model(const ModelBench& b);

@@ -156,15 +156,19 @@ int bench_model(const ModelBench& b) {
   MambaLM model(b.model, gen);
   model.to(b.device);
   model.set_compute_dtype(b.compute_dtype);
-  AdamW opt(model.named_parameters(), AdamWConfig{});
+  model.set_recompute_blocks(b.recompute_blocks);
+  AdamWConfig adamw;
+  adamw.bf16_moments = b.bf16_moments;
+  AdamW opt(model.named_parameters(), adamw);
   const std::vector<Tensor> params = model.parameters();
   Tensor x = random_ids(B, L, b.model.vocab_size, gen, b.device);
   Tensor y = random_ids(B, L, b.model.vocab_size, gen, b.device);
 
-  std::printf("bench: %s, %lld parameters, batch %lld x %lld, %s, %s%s\n", b.model.summary().c_str(),
+  std::printf("bench: %s, %lld parameters, batch %lld x %lld, %s, %s%s%s%s\n", b.model.summary().c_str(),
               (long long)model.num_parameters(), (long long)B, (long long)L, b.device.str().c_str(),
               dtype_name(b.compute_dtype),
-              b.device.is_cpu() ? str_cat(", ", omp_get_max_threads(), " threads").c_str() : "");
+              b.device.is_cpu() ? str_cat(", ", omp_get_max_threads(), " threads").c_str() : "",
+              b.recompute_blocks ? ", recompute full" : "", b.bf16_moments ? ", bf16 moments" : "");
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<GradBuckets> buckets;
   if (!b.dist.empty()) {

@@ -69,10 +69,12 @@ int cmd_bench(const Args& args) {
               "launcher's world size (1 without one): compare with a run without --dist for the cost of data "
               "parallelism")
       .option("bucket-mb", "MB", "gradient bucket size with --dist", "25")
+      .option("recompute", "MODE", "none or full, as train.recompute (default none, or the config's)")
+      .option("state-dtype", "T", "f32 or bf16 AdamW moments, as optim.state_dtype (default f32, or the config's)")
       .option("threads", "N", "cpu threads (0: OMP_NUM_THREADS, else the cores not busy)", "0");
   if (!p.parse(args)) return 0;
   ModelBench b;
-  std::string device = "cpu", dtype = "f32";
+  std::string device = "cpu", dtype = "f32", recompute = "none", state_dtype = "f32";
   b.batch = 8;
   b.seq_len = 256;
   if (p.has("config")) {
@@ -82,6 +84,8 @@ int cmd_bench(const Args& args) {
     b.seq_len = cfg.data.seq_len;
     device = cfg.train.device;
     dtype = cfg.train.dtype;
+    recompute = cfg.train.recompute;
+    state_dtype = cfg.optim.state_dtype;
   } else {
     b.model.d_model = p.get_int("d-model");
     b.model.n_layer = p.get_int("n-layer");
@@ -92,6 +96,13 @@ int cmd_bench(const Args& args) {
   if (p.has("seq-len")) b.seq_len = p.get_int("seq-len");
   if (p.has("device")) device = p.get("device");
   if (p.has("dtype")) dtype = p.get("dtype");
+  if (p.has("recompute")) recompute = p.get("recompute");
+  if (p.has("state-dtype")) state_dtype = p.get("state-dtype");
+  SERPENT_CHECK(recompute == "none" || recompute == "full", "bench: --recompute must be none or full, got ", recompute);
+  SERPENT_CHECK(state_dtype == "f32" || state_dtype == "bf16", "bench: --state-dtype must be f32 or bf16, got ",
+                state_dtype);
+  b.recompute_blocks = recompute == "full";
+  b.bf16_moments = state_dtype == "bf16";
   b.device = Device::parse(device);
   b.compute_dtype = dtype_from_name(dtype);
   SERPENT_CHECK(b.compute_dtype == DType::f32 || b.compute_dtype == DType::bf16,

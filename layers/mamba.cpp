@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/checkpoint.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
 
@@ -137,7 +138,22 @@ Tensor MambaLM::final_hidden(const Tensor& ids) const {
       backbone_.embeddings.weight.device().str(), "; bf16 mixed precision needs f32 parameters on a GPU");
   Tensor h = backbone_.embeddings.forward(ids);  // (B, L, d_model), parameter dtype
   Tensor residual;
-  for (const auto& layer : backbone_.layers) std::tie(h, residual) = layer->forward(h, residual, compute_dtype_);
+  for (const auto& layer : backbone_.layers) {
+    if (!recompute_blocks_) {
+      std::tie(h, residual) = layer->forward(h, residual, compute_dtype_);
+      continue;
+    }
+    const MambaBlock* block = layer.get();
+    const DType dt = compute_dtype_;
+    std::vector<Tensor> out = autograd::checkpoint(
+        [block, dt](const std::vector<Tensor>& in) {
+          auto [mixed, res] = block->forward(in[0], in[1], dt);
+          return std::vector<Tensor>{mixed, res};
+        },
+        {h, residual});
+    h = out[0];
+    residual = out[1];
+  }
   Tensor normed = backbone_.norm_f.forward(h, residual, compute_dtype_).first;
   return reshape(normed, {ids.numel(), cfg_.d_model});
 }

@@ -60,6 +60,10 @@ class MambaLM : public Module {
   // gradients and the residual stream stay f32 (GPU only). Default: the parameters' dtype.
   void set_compute_dtype(DType dtype) { compute_dtype_ = dtype; }
   DType compute_dtype() const { return compute_dtype_; }
+  // train.recompute full: each block keeps only its inputs (h and the residual stream) and runs
+  // again in backward (autograd/checkpoint.h). Same gradients, one more forward of the blocks.
+  void set_recompute_blocks(bool on) { recompute_blocks_ = on; }
+  bool recompute_blocks() const { return recompute_blocks_; }
 
  private:
   class Backbone : public Module {
@@ -76,6 +80,7 @@ class MambaLM : public Module {
   MambaConfig cfg_;
   Backbone backbone_;
   DType compute_dtype_;
+  bool recompute_blocks_ = false;
 
  public:
   Backbone& backbone() { return backbone_; }

@@ -32,7 +32,10 @@ AdamW::AdamW(const NamedTensors& params, const AdamWConfig& cfg) : cfg_(cfg) {
           impl.bf16_copy = p.detach().to(DType::bf16).impl_ptr();
       }
     }
-    slots_.push_back({name, p, zeros(p.shape(), p.dtype(), p.device()), zeros(p.shape(), p.dtype(), p.device()),
+    SERPENT_CHECK(!cfg.bf16_moments || p.dtype() == DType::f32, "AdamW: parameter '", name, "' is ", p.str(),
+                  "; bf16 moments (optim.state_dtype bf16) need f32 parameters");
+    const DType moments = cfg.bf16_moments ? DType::bf16 : p.dtype();
+    slots_.push_back({name, p, zeros(p.shape(), moments, p.device()), zeros(p.shape(), moments, p.device()),
                       uses_weight_decay(name, p)});
   }
   if (device_.is_cuda()) step_device_ = zeros({}, DType::i64, device_);
@@ -49,6 +52,11 @@ void AdamW::step(double lr, double grad_scale) {
     if (!g.defined()) continue;
     const cpu::AdamWStep args{lr,         cfg_.beta1, cfg_.beta2, cfg_.eps, s.decay ? cfg_.weight_decay : 0.0,
                               grad_scale, step_};
+    if (cfg_.bf16_moments) {
+      cpu::adamw_update<float, bf16>(s.param.data<float>(), g.data<float>(), s.exp_avg.data<bf16>(),
+                                     s.exp_avg_sq.data<bf16>(), s.param.numel(), args);
+      continue;
+    }
     dispatch_float(s.param.dtype(), "AdamW", [&](auto z) {
       using T = decltype(z);
       cpu::adamw_update<T>(s.param.data<T>(), g.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), s.param.numel(),
@@ -82,7 +90,7 @@ void AdamW::step_cuda(double lr, const Tensor* grad_norm, double max_norm, doubl
                   "AdamW: gradient of '", s.name, "' is ", g.str(), ", expected f32", shape_str(s.param.shape()),
                   " on ", device_.str());
     const auto& copy = s.param.impl().bf16_copy;
-    tensors.push_back({s.param.data<float>(), g.data<float>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
+    tensors.push_back({s.param.data<float>(), g.data<float>(), s.exp_avg.data_ptr(), s.exp_avg_sq.data_ptr(),
                        copy ? Tensor(copy).data_ptr() : nullptr, s.param.numel(), s.decay ? cfg_.weight_decay : 0.0});
   }
   const cuda::AdamWArgs args{lr,
@@ -92,7 +100,8 @@ void AdamW::step_cuda(double lr, const Tensor* grad_norm, double max_norm, doubl
                              grad_norm ? grad_norm->data<float>() : nullptr,
                              max_norm,
                              grad_scale,
-                             step_device_.data<int64_t>()};
+                             step_device_.data<int64_t>(),
+                             cfg_.bf16_moments};
   cuda::adamw_update(tensors, args, device_.index);
 }
 #endif

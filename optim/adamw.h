@@ -16,6 +16,9 @@ struct AdamWConfig {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
+  // Moments stored in bf16 (optim.state_dtype bf16): 4 bytes per parameter instead of 8 (f32
+  // parameters only); each update reads them into f32 and rounds the new values once.
+  bool bf16_moments = false;
 };
 
 bool uses_weight_decay(const std::string& name, const Tensor& param);
@@ -41,7 +44,8 @@ class AdamW {
   // there), so this waits for the device: call it for checkpoints, not every step.
   int64_t steps() const;
   Device device() const { return device_; }
-  // Moments as named tensors "<param>.exp_avg" / "<param>.exp_avg_sq", for checkpoints.
+  // Moments as named tensors "<param>.exp_avg" / "<param>.exp_avg_sq", for checkpoints (bf16 with
+  // bf16_moments; load_state takes either dtype, so a run may change optim.state_dtype on resume).
   NamedTensors state() const;
   void load_state(const NamedTensors& state, int64_t steps);
 

@@ -15,8 +15,9 @@ ShardedAdamW::ShardedAdamW(GradBuckets& buckets, Communicator& comm, const AdamW
   const Device dev = comm.device();
   SERPENT_CHECK(buckets.shard_grad(0).defined(), "ShardedAdamW: the gradient buckets must reduce_scatter");
   for (const auto& [name, p] : params)
-    SERPENT_CHECK(p.dtype() == DType::f32 || (dev.is_cpu() && p.dtype() == DType::f64), "ShardedAdamW: parameter '",
-                  name, "' is ", p.str(), "; expected f32 master weights", dev.is_cpu() ? " (or f64 on the cpu)" : "");
+    SERPENT_CHECK(p.dtype() == DType::f32 || (dev.is_cpu() && p.dtype() == DType::f64 && !cfg.bf16_moments),
+                  "ShardedAdamW: parameter '", name, "' is ", p.str(), "; expected f32 master weights",
+                  dev.is_cpu() && !cfg.bf16_moments ? " (or f64 on the cpu)" : " (bf16 moments need f32)");
 
   const int64_t rank = comm.rank();
   for (int b = 0; b < int(buckets.buckets().size()); ++b) {
@@ -40,8 +41,9 @@ ShardedAdamW::ShardedAdamW(GradBuckets& buckets, Communicator& comm, const AdamW
       if (lo < hi) pieces_.push_back({slot.param, b, lo, hi, uses_weight_decay(params[size_t(slot.param)].first, p)});
     }
     params_flat_.push_back(flat);
-    exp_avg_.push_back(zeros({bucket.chunk}, dtype, dev));
-    exp_avg_sq_.push_back(zeros({bucket.chunk}, dtype, dev));
+    const DType moments = cfg.bf16_moments ? DType::bf16 : dtype;
+    exp_avg_.push_back(zeros({bucket.chunk}, moments, dev));
+    exp_avg_sq_.push_back(zeros({bucket.chunk}, moments, dev));
   }
   if (dev.is_cuda()) step_device_ = zeros({}, DType::i64, dev);
 }
@@ -120,6 +122,12 @@ void ShardedAdamW::update(double lr, double grad_scale, [[maybe_unused]] const T
       const int64_t at = pc.lo - chunk_start(pc.bucket), n = pc.hi - pc.lo;
       const cpu::AdamWStep args{lr,         cfg_.beta1, cfg_.beta2, cfg_.eps, pc.decay ? cfg_.weight_decay : 0.0,
                                 grad_scale, step_};
+      if (cfg_.bf16_moments) {
+        cpu::adamw_update<float, bf16>(
+            params_flat_[size_t(pc.bucket)].data<float>() + pc.lo, buckets_.shard_grad(pc.bucket).data<float>() + at,
+            exp_avg_[size_t(pc.bucket)].data<bf16>() + at, exp_avg_sq_[size_t(pc.bucket)].data<bf16>() + at, n, args);
+        continue;
+      }
       dispatch_float(params.front().second.dtype(), "ShardedAdamW", [&](auto z) {
         using T = decltype(z);
         cpu::adamw_update<T>(params_flat_[size_t(pc.bucket)].data<T>() + pc.lo,
@@ -132,10 +140,12 @@ void ShardedAdamW::update(double lr, double grad_scale, [[maybe_unused]] const T
     std::vector<cuda::AdamWTensor> tensors;
     for (const Piece& pc : pieces_) {
       const int64_t at = pc.lo - chunk_start(pc.bucket);
-      tensors.push_back(
-          {params_flat_[size_t(pc.bucket)].data<float>() + pc.lo, buckets_.shard_grad(pc.bucket).data<float>() + at,
-           exp_avg_[size_t(pc.bucket)].data<float>() + at, exp_avg_sq_[size_t(pc.bucket)].data<float>() + at, nullptr,
-           pc.hi - pc.lo, pc.decay ? cfg_.weight_decay : 0.0});
+      const size_t moment_bytes = dtype_size(exp_avg_[size_t(pc.bucket)].dtype());
+      tensors.push_back({params_flat_[size_t(pc.bucket)].data<float>() + pc.lo,
+                         buckets_.shard_grad(pc.bucket).data<float>() + at,
+                         static_cast<char*>(exp_avg_[size_t(pc.bucket)].data_ptr()) + at * int64_t(moment_bytes),
+                         static_cast<char*>(exp_avg_sq_[size_t(pc.bucket)].data_ptr()) + at * int64_t(moment_bytes),
+                         nullptr, pc.hi - pc.lo, pc.decay ? cfg_.weight_decay : 0.0});
     }
     // The step count advances (or, for a norm that is not finite, stays) on the device, also on a
     // rank whose chunks hold no parameter.
@@ -146,7 +156,8 @@ void ShardedAdamW::update(double lr, double grad_scale, [[maybe_unused]] const T
                                grad_norm ? grad_norm->data<float>() : nullptr,
                                max_norm,
                                grad_scale,
-                               step_device_.data<int64_t>()};
+                               step_device_.data<int64_t>(),
+                               cfg_.bf16_moments};
     cuda::adamw_update(tensors, args, comm_.device().index);
 #endif
   }

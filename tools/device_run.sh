@@ -81,6 +81,31 @@ for stage in "${@:-}"; do
         done
       done
       cp /tmp/scan_source.cu $f && cmake --build build-gpu -j "$(nproc)" --target serpent >> "$OUT/build.log" 2>&1 ;;
+    recipe-run)
+      # The fast-step and memory issues' check run: mamba-130m for 400 steps on SOTU + linux-doc
+      # (corpora carried in .carry/, as for tools/real_run.sh), then `serpent eval` of the step-400
+      # checkpoint over the whole validation split. One run per ';'-separated entry of
+      # RECIPE_VARIANTS (extra --set overrides; an empty entry is the default recipe).
+      rr=/tmp/serpent-recipe && mkdir -p $rr
+      ./build-gpu/serpent prepare --tokenizer data/tokenizers/gpt-neox-20b/tokenizer.json \
+        --input .carry/sotu .carry/linux-doc.jsonl.gz --out $rr/data --val-fraction 0.02 --seed 0 --quiet --overwrite \
+        > "$OUT/recipe_prepare.log" 2>&1 || { echo "recipe prepare failed"; tail -3 "$OUT/recipe_prepare.log"; }
+      IFS=';' read -ra variants <<< "${RECIPE_VARIANTS:-}"
+      [ ${#variants[@]} -eq 0 ] && variants=("")
+      for i in "${!variants[@]}"; do
+        v=${variants[$i]}; name=recipe-$i
+        extra=(); for kv in $v; do extra+=(--set "$kv"); done
+        ./build-gpu/serpent train configs/mamba-130m.yaml --set data.path=$rr/data --set log.runs_dir=$rr/runs \
+          --set train.name=$name --set data.micro_batch_size=8 --set data.global_batch_tokens=16384 --set optim.lr=1e-3 \
+          --set optim.warmup_steps=100 --set train.max_steps=400 --set train.max_tokens=0 --set eval.every=0 \
+          --set eval.batches=10 --set checkpoint.every=400 "${extra[@]}" > "$OUT/recipe_train_$i.log" 2>&1
+        status=$?
+        ckpt=$(ls -t $rr/runs/$name/checkpoints/*.h5 2>/dev/null | head -1)
+        ev=$(./build-gpu/serpent eval --checkpoint "$ckpt" --json 2>&1 | tail -1)
+        peak=$(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(max(x.get('peak_memory_gib', 0) for x in r), sum(x.get('tokens_per_s', 0) for x in r[-5:]) / 5)" $rr/runs/$name/metrics.jsonl 2>&1)
+        echo "== recipe [$v]: train status $status; eval $ev; peak GiB, tokens/s (last 5 logs): $peak" | tee -a "$OUT/recipe.log"
+        cp $rr/runs/$name/metrics.jsonl "$OUT/recipe_metrics_$i.jsonl" 2>/dev/null
+      done ;;
     tensorboard)
       # A tiny cpu run with TensorBoard scalars on, stopped and resumed, read back by the
       # tensorboard package (docs/TRAINING.md records the result).
@@ -144,9 +169,13 @@ for stage in "${@:-}"; do
       me=/tmp/serpent-mem && rm -rf $me && mkdir -p $me
       ./build-gpu/serpent prepare --tokenizer data/tokenizers/gpt-neox-20b/tokenizer.json \
         --input data/corpus/austen.jsonl.gz --out $me/data --val-fraction 0.02 --quiet
-      for spec in "130m 8" "370m 8" "790m 8" "1.4b 8" "2.8b 4"; do
+      # MEM_SPECS ("size micro-batch" entries separated by ';') and MEM_EXTRA (further overrides,
+      # as key=value words) narrow or vary the runs.
+      IFS=';' read -ra specs <<< "${MEM_SPECS:-130m 8;370m 8;790m 8;1.4b 8;2.8b 4}"
+      extra=(); for kv in ${MEM_EXTRA:-}; do extra+=(--set "$kv"); done
+      for spec in "${specs[@]}"; do
         set -- $spec
-        ./build-gpu/serpent train configs/mamba-$1.yaml --set data.path=$me/data --set log.runs_dir=$me/runs \
+        ./build-gpu/serpent train configs/mamba-$1.yaml "${extra[@]}" --set data.path=$me/data --set log.runs_dir=$me/runs \
           --set data.micro_batch_size=$2 --set data.global_batch_tokens=$(( $2 * 2048 )) --set train.max_steps=100 \
           --set train.max_tokens=0 --set optim.warmup_steps=1 --set train.log_every=1 > $me/$1.log 2>&1 &
         pid=$!
@@ -156,8 +185,8 @@ for stage in "${@:-}"; do
           kill -0 $pid 2>/dev/null || break
         done
         kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-        echo "== mamba-$1 $2 x 2048: $(grep -h 'memory:' $me/$1.log | sed 's/^ *//')" | tee -a "$OUT/memory_estimate.log"
-        python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print('   measured peak_memory_gib per step:', [x.get('peak_memory_gib') for x in r])" \
+        echo "== mamba-$1 $2 x 2048 ${MEM_EXTRA:-}: $(grep -h 'memory:' $me/$1.log | sed 's/^ *//')" | tee -a "$OUT/memory_estimate.log"
+        python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print('   measured peak_memory_gib per step:', [x.get('peak_memory_gib') for x in r], 'tokens/s:', [x.get('tokens_per_s') for x in r])" \
           $me/runs/mamba-$1/metrics.jsonl 2>&1 | tee -a "$OUT/memory_estimate.log"
         rm -rf $me/runs
       done ;;

@@ -42,6 +42,7 @@ void for_each_key(C& c, F&& f) {
   f("train.max_nonfinite_steps", c.train.max_nonfinite_steps, at_least(1));
   f("train.init_from", c.train.init_from, any());
   f("train.threads", c.train.threads, at_least(0));
+  f("train.recompute", c.train.recompute, one_of({"none", "full"}));
 
   f("optim.lr", c.optim.lr, positive());
   f("optim.min_lr", c.optim.min_lr, at_least(0));
@@ -51,6 +52,7 @@ void for_each_key(C& c, F&& f) {
   f("optim.schedule", c.optim.schedule, one_of({"cosine", "wsd", "constant"}));
   f("optim.warmup_steps", c.optim.warmup_steps, at_least(0));
   f("optim.decay_fraction", c.optim.decay_fraction, interval(0, 1, true, false));
+  f("optim.state_dtype", c.optim.state_dtype, one_of({"f32", "bf16"}));
 
   f("eval.every", c.eval.every, at_least(0));
   f("eval.batches", c.eval.batches, at_least(0));
@@ -194,6 +196,9 @@ void Config::validate() const {
                 ") and train.max_tokens (", train.max_tokens, ") are both set; set the other one to 0");
   SERPENT_CHECK(train.dtype != "bf16" || Device::parse(train.device).is_cuda(),
                 "train.dtype bf16 (mixed precision) needs a CUDA device, but train.device is ", train.device);
+  SERPENT_CHECK(optim.state_dtype != "bf16" || train.dtype != "f64",
+                "optim.state_dtype bf16 keeps the AdamW moments in bf16 next to f32 weights; train.dtype f64 keeps "
+                "f64 weights: use optim.state_dtype f32 or train.dtype f32/bf16");
   LRSchedule check(schedule_config());  // min_lr <= lr, warmup and the wsd decay within the run
 }
 
@@ -255,6 +260,7 @@ AdamWConfig Config::adamw_config() const {
   a.beta2 = optim.betas[1];
   a.eps = optim.eps;
   a.weight_decay = optim.weight_decay;
+  a.bf16_moments = optim.state_dtype == "bf16";
   return a;
 }
 

@@ -43,6 +43,7 @@ struct TrainConfig {
   int64_t max_nonfinite_steps = 5;  // consecutive skipped non-finite steps before the run stops
   std::string init_from;            // "": random init; else a checkpoint or HF folder to start from
   int64_t threads = 0;              // cpu threads; 0: OMP_NUM_THREADS, else the cores not busy
+  std::string recompute = "none";   // none, or full: blocks keep their inputs only (autograd/checkpoint.h)
 
   bool operator==(const TrainConfig&) const = default;
 };
@@ -55,7 +56,8 @@ struct OptimConfig {
   double weight_decay = 0.1;
   std::string schedule = "cosine";  // cosine, wsd or constant (optim/schedule.h)
   int64_t warmup_steps = 100;
-  double decay_fraction = 0.2;  // wsd: share of the run spent in the 1-sqrt cooldown
+  double decay_fraction = 0.2;      // wsd: share of the run spent in the 1-sqrt cooldown
+  std::string state_dtype = "f32";  // AdamW moments: f32 (as the parameters) or bf16
 
   bool operator==(const OptimConfig&) const = default;
 };

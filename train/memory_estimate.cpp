@@ -17,16 +17,21 @@ MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int wo
   MemoryEstimate e;
   e.weights = P * w + (cfg.train.dtype == "bf16" ? P * 2 : 0);
   e.gradients = P * w;
-  e.optimizer = 2 * P * w / (cfg.dist.zero1 ? world_size : 1);
+  const int64_t moment = cfg.optim.state_dtype == "bf16" ? 2 : w;
+  e.optimizer = 2 * P * moment / (cfg.dist.zero1 ? world_size : 1);
   // Kept per token: per layer the f32 residual and the norm output (D each), x, z, u, delta and
   // y (E each), dt_low, B and C, and on a GPU the scan's state checkpoints (one every 32 steps
   // for d_state <= 16, more often above); then the final residual and norm. The mixer outputs
   // and the embedding output are not kept: no backward reads them (autograd keeps edges only).
   const int64_t segment = N <= 16 ? 32 : std::max<int64_t>(1, 128 / ((N + 3) / 4));
   const int64_t per_layer = 4 * D + a * D + 5 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
-  const int64_t per_token = m.n_layer * per_layer + a * D + 4 * D;
+  // train.recompute full: a block keeps its two inputs only (h and the f32 residual), and its
+  // backward holds the recomputed activations of that one block besides the gradients.
+  const bool full = cfg.train.recompute == "full";
+  const int64_t kept_per_layer = full ? a * D + 4 * D : per_layer;
+  const int64_t per_token = m.n_layer * kept_per_layer + a * D + 4 * D;
   // Backward's working set: one layer's activation gradients (about as much as it keeps).
-  const int64_t backward_per_token = per_layer;
+  const int64_t backward_per_token = full ? 2 * per_layer : per_layer;
   e.per_sequence = tokens_per_seq * (per_token + backward_per_token);
   const int64_t tokens = cfg.data.micro_batch_size * tokens_per_seq;
   e.activations = tokens * per_token;
@@ -51,6 +56,10 @@ void check_training_memory(const Config& cfg, Device device, int world_size) {
   const MemoryBudget budget = memory_budget(device);
   if (e.total() <= budget.bytes) return;
   const int64_t fixed = e.weights + e.gradients + e.optimizer + e.snapshot;
+  // bf16 moments would free half of the moments' bytes (f32 weights only).
+  const int64_t state_saving = cfg.optim.state_dtype == "f32" && cfg.train.dtype != "f64" ? e.optimizer / 2 : 0;
+  const std::string state_fix =
+      str_cat("set optim.state_dtype bf16 (AdamW moments in bf16: ", bytes_text(state_saving), " less)");
   std::string fix;
   if (fixed < budget.bytes) {
     // What does not grow with the micro-batch: the model's state and the loss's logits chunk.
@@ -62,6 +71,9 @@ void check_training_memory(const Config& cfg, Device device, int world_size) {
                     : str_cat("lower data.seq_len (one sequence of ", cfg.data.seq_len, " tokens needs about ",
                               bytes_text(e.per_sequence), ")");
     if (cfg.train.dtype == "f32" && device.is_cuda()) fix += ", or set train.dtype bf16";
+    if (state_saving > 0) fix += ", or " + state_fix;
+  } else if (fixed - state_saving < budget.bytes) {
+    fix = state_fix + ", then check the micro-batch again";
   } else {
     fix = str_cat("the model alone (", with_commas(cfg.model.num_parameters()), " parameters: weights, gradients ",
                   "and AdamW moments ", bytes_text(fixed), ") does not fit: use a smaller model (model.d_model, ",

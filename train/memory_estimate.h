@@ -2,12 +2,13 @@
 // and the check that refuses a run that cannot fit (docs/TRAINING.md, "Memory").
 //
 // The count follows what the code keeps (docs/DESIGN.md): per parameter its f32 (f64) weight,
-// gradient (the data-parallel buckets' flat buffers) and two AdamW moments (sharded over the ranks
-// with dist.zero1), plus a bf16 copy under bf16 mixed precision; per token of one micro-batch,
-// what the backward closures keep in each layer (the f32 residual stream, the norm output, x, z,
-// the conv output u, delta, the scan output y, dt_low, B, C, and on a GPU the scan's f32 state
-// checkpoints), and the largest transient of backward (one layer's activation gradients) and of
-// the loss (a chunk of logits).
+// gradient (the data-parallel buckets' flat buffers) and two AdamW moments (bf16 with
+// optim.state_dtype bf16; sharded over the ranks with dist.zero1), plus a bf16 copy under bf16
+// mixed precision; per token of one micro-batch, what the backward closures keep in each layer
+// (the f32 residual stream, the norm output, x, z, the conv output u, delta, the scan output y,
+// dt_low, B, C, and on a GPU the scan's f32 state checkpoints; with train.recompute full only the
+// block's two inputs), and the largest transient of backward (one layer's activation gradients,
+// plus its recomputed activations under recompute) and of the loss (a chunk of logits).
 #pragma once
 
 #include <cstdint>

@@ -244,6 +244,7 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   writer_ = std::make_unique<CheckpointWriter>(cfg_.checkpoint.async);
   model_->to(device_);
   if (cfg_.train.dtype == "bf16") model_->set_compute_dtype(DType::bf16);
+  model_->set_recompute_blocks(cfg_.train.recompute == "full");
   dp_ = std::make_unique<DataParallel>(*model_,
                                        make_communicator(env_, device_, {cfg_.dist.backend, cfg_.dist.timeout_s}),
                                        cfg_.adamw_config(), DataParallelOptions{cfg_.dist.zero1, cfg_.dist.bucket_mb});
@@ -302,15 +303,18 @@ Trainer::Trainer(const Config& cfg, const TrainerOptions& opts)
   });
   sync_from_rank0();
   record_tokens_ = loop_.tokens_seen;
-  // Checkpoints copy the f32 weights and AdamW's two moments of the same shapes: the buffer for
-  // them is pinned while the first steps run.
-  if (rank() == 0 && device_.is_cuda()) staging_.reserve(3 * HostStaging::bytes_for(model_->named_parameters()));
+  // Checkpoints copy the f32 weights and AdamW's two moments of the same shapes (half the size each
+  // in bf16): the buffer for them is pinned while the first steps run.
+  if (rank() == 0 && device_.is_cuda())
+    staging_.reserve((cfg_.optim.state_dtype == "bf16" ? 2 : 3) * HostStaging::bytes_for(model_->named_parameters()));
 
   const std::string ranks =
       world_size() > 1 ? str_cat(" x ", world_size(), " ranks (", dp_->comm().backend(), ")") : "";
   note(str_cat("serpent train: ", cfg_.train.name, ": ", with_commas(model_->num_parameters()), " parameters (",
                cfg_.model.summary(), ") on ", device_.str(), device_.is_cpu() ? " (" + threads + ")" : "", ranks,
-               " in ", cfg_.train.dtype, dp_->zero1() ? ", ZeRO-1" : ""));
+               " in ", cfg_.train.dtype, dp_->zero1() ? ", ZeRO-1" : "",
+               cfg_.optim.state_dtype == "bf16" ? ", bf16 AdamW moments" : "",
+               cfg_.train.recompute == "full" ? ", blocks recomputed in backward" : ""));
   note(str_cat("  ", total_steps_, " steps of ", with_commas(cfg_.data.global_batch_tokens), " tokens (", accum_, " x ",
                cfg_.data.micro_batch_size, " x ", cfg_.data.seq_len,
                world_size() > 1 ? str_cat(" x ", world_size()) : "", "), ", cfg_.optim.schedule, " schedule to lr ",

@@ -1,11 +1,35 @@
 #include "kernels/cpu/adamw.h"
 
 #include <cmath>
+#include <type_traits>
+
+#include "core/dtype.h"
 
 namespace serpent::cpu {
 
-template <class T>
-void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamWStep& s) {
+namespace {
+
+// A moment read into the compute type and rounded back (a no-op unless M is bf16).
+template <class T, class M>
+T load(M x) {
+  if constexpr (std::is_same_v<M, bf16>)
+    return T(float(x));
+  else
+    return x;
+}
+
+template <class M, class T>
+M store(T x) {
+  if constexpr (std::is_same_v<M, bf16>)
+    return bf16(float(x));
+  else
+    return x;
+}
+
+}  // namespace
+
+template <class T, class M>
+void adamw_update(T* p, const T* g, M* m, M* v, int64_t n, const AdamWStep& s) {
   const T b1 = T(s.beta1), b2 = T(s.beta2);
   const T bias1 = T(1 - std::pow(s.beta1, double(s.step)));
   const T bias2_sqrt = T(std::sqrt(1 - std::pow(s.beta2, double(s.step))));
@@ -16,13 +40,16 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamWStep& s) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i] * gs;
     p[i] *= decay;
-    m[i] = b1 * m[i] + (T(1) - b1) * gi;
-    v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-    p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
+    const T mi = b1 * load<T>(m[i]) + (T(1) - b1) * gi;
+    const T vi = b2 * load<T>(v[i]) + (T(1) - b2) * gi * gi;
+    m[i] = store<M>(mi);
+    v[i] = store<M>(vi);
+    p[i] -= step_size * mi / (std::sqrt(vi) / bias2_sqrt + eps);
   }
 }
 
-template void adamw_update<float>(float*, const float*, float*, float*, int64_t, const AdamWStep&);
-template void adamw_update<double>(double*, const double*, double*, double*, int64_t, const AdamWStep&);
+template void adamw_update<float, float>(float*, const float*, float*, float*, int64_t, const AdamWStep&);
+template void adamw_update<double, double>(double*, const double*, double*, double*, int64_t, const AdamWStep&);
+template void adamw_update<float, bf16>(float*, const float*, bf16*, bf16*, int64_t, const AdamWStep&);
 
 }  // namespace serpent::cpu

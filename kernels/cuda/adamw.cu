@@ -4,6 +4,8 @@
 //   p *= 1 - lr * weight_decay
 //   m  = beta1 m + (1 - beta1) g;   v = beta2 v + (1 - beta2) g^2
 //   p -= (lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps);   copy = bf16(p)
+// With bf16 moments (optim.state_dtype bf16) m and v are read into f32 and the new values rounded
+// to bf16 once, as on the cpu; the parameter update uses this step's unrounded m and v.
 //
 // Launches: the tensors go in batches of up to kMaxTensors, passed by value as a kernel argument
 // (a __grid_constant__ table of pointers, sizes and first blocks, ~2 KB). The gradients are new
@@ -12,11 +14,13 @@
 // elements of one tensor (found by a short scan of the table's first-block column). mamba-130m
 // has ~220 parameters: 7 launches plus one that counts the step.
 // Traffic per element: read p, g, m, v (16 B), write p, m, v (12 B) and the bf16 copy (2 B): for
-// 130M parameters ~3.9 GB, ~1 ms at 4 TB/s. The kernel is bandwidth bound (~15 FLOPs per element).
+// 130M parameters ~3.9 GB, ~1 ms at 4 TB/s (bf16 moments: 22 B, ~2.9 GB). The kernel is bandwidth bound (~15 FLOPs per
+// element).
 //
 // The gradient norm uses the same batching: each block writes the f32 sum of squares of its chunk
 // into its own partial slot, and one block adds all partials in order in f64: deterministic.
 #include <algorithm>
+#include <type_traits>
 
 #include "core/cuda/common.cuh"
 #include "kernels/cuda/adamw.h"
@@ -31,11 +35,12 @@ constexpr int64_t kChunk = kThreads * 16;  // elements per update block
 constexpr int kMaxNormTensors = 120;
 constexpr int64_t kNormChunk = kThreads * 32;  // elements per norm block
 
+template <class M>
 struct UpdateBatch {
   float* p[kMaxTensors];
   const float* g[kMaxTensors];
-  float* m[kMaxTensors];
-  float* v[kMaxTensors];
+  M* m[kMaxTensors];
+  M* v[kMaxTensors];
   __nv_bfloat16* copy[kMaxTensors];
   int64_t n[kMaxTensors];
   float decay[kMaxTensors];  // 1 - lr * weight_decay, rounded as the CPU rounds it
@@ -62,8 +67,23 @@ __device__ __forceinline__ int tensor_of_block(const int64_t* first_block, int c
   return i;
 }
 
+__device__ __forceinline__ float to_f32(float x) {
+  return x;
+}
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+template <class M>
+__device__ __forceinline__ M from_f32(float x) {
+  if constexpr (std::is_same_v<M, __nv_bfloat16>)
+    return __float2bfloat16_rn(x);
+  else
+    return x;
+}
+
+template <class M>
 __global__ void __launch_bounds__(kThreads)
-    adamw_kernel(const __grid_constant__ UpdateBatch batch, const UpdateScalars s, const float* grad_norm,
+    adamw_kernel(const __grid_constant__ UpdateBatch<M> batch, const UpdateScalars s, const float* grad_norm,
                  const int64_t* step) {
   float gs = float(s.grad_scale);
   if (grad_norm) {
@@ -83,19 +103,19 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t end = min(batch.n[i], begin + kChunk);
   float* p = batch.p[i];
   const float* g = batch.g[i];
-  float* m = batch.m[i];
-  float* v = batch.v[i];
+  M* m = batch.m[i];
+  M* v = batch.v[i];
   __nv_bfloat16* copy = batch.copy[i];
   const float decay = batch.decay[i];
   for (int64_t j = begin + threadIdx.x; j < end; j += kThreads) {
     const float gj = g[j] * gs;
     float pj = p[j] * decay;
-    const float mj = b1 * m[j] + (1.f - b1) * gj;
-    const float vj = b2 * v[j] + (1.f - b2) * gj * gj;
+    const float mj = b1 * to_f32(m[j]) + (1.f - b1) * gj;
+    const float vj = b2 * to_f32(v[j]) + (1.f - b2) * gj * gj;
     pj -= step_size * mj / (sqrtf(vj) / bias2_sqrt + eps);
     p[j] = pj;
-    m[j] = mj;
-    v[j] = vj;
+    m[j] = from_f32<M>(mj);
+    v[j] = from_f32<M>(vj);
     if (copy) copy[j] = __float2bfloat16_rn(pj);
   }
 }
@@ -130,21 +150,19 @@ int64_t blocks_for(int64_t n, int64_t chunk) {
   return (n + chunk - 1) / chunk;
 }
 
-}  // namespace
-
-void adamw_update(const std::vector<AdamWTensor>& tensors, const AdamWArgs& a, int device) {
-  cudaStream_t s = stream(device);
+template <class M>
+void launch_updates(const std::vector<AdamWTensor>& tensors, const AdamWArgs& a, cudaStream_t s) {
   const UpdateScalars scalars{a.lr, a.beta1, a.beta2, a.eps, a.max_norm, a.grad_scale};
   for (size_t start = 0; start < tensors.size(); start += kMaxTensors) {
-    UpdateBatch b{};
+    UpdateBatch<M> b{};
     b.count = int(std::min<size_t>(kMaxTensors, tensors.size() - start));
     int64_t blocks = 0;
     for (int k = 0; k < b.count; ++k) {
       const AdamWTensor& t = tensors[start + size_t(k)];
       b.p[k] = t.param;
       b.g[k] = t.grad;
-      b.m[k] = t.exp_avg;
-      b.v[k] = t.exp_avg_sq;
+      b.m[k] = static_cast<M*>(t.exp_avg);
+      b.v[k] = static_cast<M*>(t.exp_avg_sq);
       b.copy[k] = static_cast<__nv_bfloat16*>(t.bf16_copy);
       b.n[k] = t.n;
       b.decay[k] = float(1 - a.lr * t.weight_decay);
@@ -154,9 +172,19 @@ void adamw_update(const std::vector<AdamWTensor>& tensors, const AdamWArgs& a, i
     b.first_block[b.count] = blocks;
     if (blocks == 0) continue;
     SERPENT_CHECK(blocks < (int64_t(1) << 31), "AdamW: ", blocks, " blocks exceed the CUDA grid");
-    adamw_kernel<<<unsigned(blocks), kThreads, 0, s>>>(b, scalars, a.grad_norm, a.step);
+    adamw_kernel<M><<<unsigned(blocks), kThreads, 0, s>>>(b, scalars, a.grad_norm, a.step);
     CUDA_CHECK_LAUNCH();
   }
+}
+
+}  // namespace
+
+void adamw_update(const std::vector<AdamWTensor>& tensors, const AdamWArgs& a, int device) {
+  cudaStream_t s = stream(device);
+  if (a.bf16_moments)
+    launch_updates<__nv_bfloat16>(tensors, a, s);
+  else
+    launch_updates<float>(tensors, a, s);
   count_step_kernel<<<1, 1, 0, s>>>(a.step, a.grad_norm);
   CUDA_CHECK_LAUNCH();
 }

@@ -10,13 +10,14 @@
 
 namespace serpent::cuda {
 
-// One parameter: n elements of param, grad, exp_avg and exp_avg_sq (f32), plus the bf16 copy that
-// mixed-precision matmuls read (refreshed from the updated param), or null.
+// One parameter: n elements of param and grad (f32), exp_avg and exp_avg_sq (f32, or bf16 when
+// AdamWArgs::bf16_moments), plus the bf16 copy that mixed-precision matmuls read (refreshed from
+// the updated param), or null.
 struct AdamWTensor {
   float* param;
   const float* grad;
-  float* exp_avg;
-  float* exp_avg_sq;
+  void* exp_avg;
+  void* exp_avg_sq;
   void* bf16_copy;
   int64_t n;
   double weight_decay;
@@ -34,6 +35,8 @@ struct AdamWArgs {
   // Completed updates (one i64 on the device): the update uses step + 1 for the bias corrections
   // and then increments it (unless skipped).
   int64_t* step;
+  // The moments are stored in bf16 (optim.state_dtype): read into f32, updated, rounded back.
+  bool bf16_moments = false;
 };
 
 void adamw_update(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args, int device);

@@ -185,7 +185,8 @@ struct RunResult {
 inline std::vector<std::vector<std::vector<float>>> train_rank(Communicator& comm, bool zero1, int steps,
                                                                const NamedTensors* resume_state,
                                                                const std::vector<std::vector<float>>* resume_params,
-                                                               int first_step, RunResult* rank0) {
+                                                               int first_step, RunResult* rank0,
+                                                               bool bf16_moments = false) {
   Generator gen(7);
   MambaLM m(tiny_config(), gen);
   const Device device = comm.device();
@@ -194,7 +195,8 @@ inline std::vector<std::vector<std::vector<float>>> train_rank(Communicator& com
     NamedTensors sd = m.named_parameters();
     for (size_t i = 0; i < sd.size(); ++i) sd[i].second.copy_(from_vector((*resume_params)[i], sd[i].second.shape()));
   }
-  const AdamWConfig cfg{0.9, 0.95, 1e-8, 0.1};
+  AdamWConfig cfg{0.9, 0.95, 1e-8, 0.1};
+  cfg.bf16_moments = bf16_moments;
   GradBuckets buckets(m.named_parameters(), comm,
                       {0.004, zero1 ? GradReduction::reduce_scatter : GradReduction::all_reduce});
   std::unique_ptr<ShardedAdamW> sharded;
@@ -239,12 +241,13 @@ inline std::vector<std::vector<std::vector<float>>> train_rank(Communicator& com
 }
 
 inline RunResult train_threads(int world, bool zero1, int steps, const NamedTensors* resume_state = nullptr,
-                               const std::vector<std::vector<float>>* resume_params = nullptr, int first_step = 0) {
+                               const std::vector<std::vector<float>>* resume_params = nullptr, int first_step = 0,
+                               bool bf16_moments = false) {
   RunResult out;
   std::vector<std::vector<std::vector<std::vector<float>>>> by_rank(static_cast<size_t>(world));
   run_ranks(world, [&](Communicator& comm) {
-    by_rank[size_t(comm.rank())] =
-        train_rank(comm, zero1, steps, resume_state, resume_params, first_step, comm.rank() == 0 ? &out : nullptr);
+    by_rank[size_t(comm.rank())] = train_rank(comm, zero1, steps, resume_state, resume_params, first_step,
+                                              comm.rank() == 0 ? &out : nullptr, bf16_moments);
   });
   out.params = by_rank[0];
   for (int r = 1; r < world; ++r) out.ranks_agree = out.ranks_agree && by_rank[size_t(r)] == by_rank[0];

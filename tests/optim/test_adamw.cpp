@@ -57,6 +57,77 @@ TEST(AdamW, FirstStepMatchesTheFormula) {
   }
 }
 
+// bf16 moments (optim.state_dtype bf16): after each step the stored m and v are the f32 update
+// rounded to the nearest bf16 (within half a bf16 ulp of the value worked here in double; a
+// truncating store would miss by up to a whole ulp), and the parameters follow the update that
+// starts from the rounded moments.
+TEST(AdamW, Bf16MomentsAreRoundedToNearestOncePerStep) {
+  NamedTensors params = make_params(11);
+  const double lr = 1e-2, wd = 0.1, eps = 1e-8, b1 = 0.9, b2 = 0.95;
+  AdamWConfig cfg{b1, b2, eps, wd};
+  cfg.bf16_moments = true;
+  AdamW opt(params, cfg);
+  for (const auto& [name, t] : opt.state()) EXPECT_EQ(t.dtype(), DType::bf16) << name;
+  std::vector<std::vector<double>> m(params.size()), v(params.size());
+  for (size_t i = 0; i < params.size(); ++i) m[i] = v[i] = std::vector<double>(size_t(params[i].second.numel()), 0.0);
+  for (int step = 1; step <= 3; ++step) {
+    SCOPED_TRACE(str_cat("step ", step));
+    set_grads(params, 20 + uint64_t(step), 0.5);
+    std::vector<Tensor> before = values(params);
+    opt.step(lr);
+    const NamedTensors state = opt.state();
+    for (size_t i = 0; i < params.size(); ++i) {
+      const double decay = i == 0 ? wd : 0.0;
+      std::vector<double> p0 = before[i].to_vector<double>(), g = params[i].second.grad().to_vector<double>();
+      std::vector<double> p1 = params[i].second.to_vector<double>();
+      std::vector<double> ms = state[2 * i].second.to_vector<double>(),
+                          vs = state[2 * i + 1].second.to_vector<double>();
+      for (size_t k = 0; k < p0.size(); ++k) {
+        const double mk = b1 * m[i][k] + (1 - b1) * g[k], vk = b2 * v[i][k] + (1 - b2) * g[k] * g[k];
+        const double expect = p0[k] * (1 - lr * decay) - lr / (1 - std::pow(b1, step)) * mk /
+                                                             (std::sqrt(vk) / std::sqrt(1 - std::pow(b2, step)) + eps);
+        EXPECT_NEAR(p1[k], expect, 1e-6) << params[i].first;
+        // bf16 keeps 8 significant bits: half an ulp is at most 2^-8 of the value (plus f32 noise).
+        EXPECT_LE(std::abs(ms[k] - mk), std::ldexp(std::abs(mk), -8) * (1 + 1e-4)) << params[i].first;
+        EXPECT_LE(std::abs(vs[k] - vk), std::ldexp(std::abs(vk), -8) * (1 + 1e-4)) << params[i].first;
+        m[i][k] = ms[k];  // the next step starts from what was stored
+        v[i][k] = vs[k];
+      }
+    }
+  }
+}
+
+TEST(AdamW, MomentsCrossBetweenF32AndBf16OnLoad) {
+  NamedTensors params = make_params(12);
+  set_grads(params, 13, 0.5);
+  AdamW f32_opt(params, {});
+  f32_opt.step(1e-2);
+  const NamedTensors f32_state = f32_opt.state();
+  AdamWConfig cfg;
+  cfg.bf16_moments = true;
+  AdamW bf16_opt(make_params(12), cfg);
+  bf16_opt.load_state(f32_state, 1);
+  EXPECT_EQ(bf16_opt.steps(), 1);
+  const NamedTensors rounded = bf16_opt.state();
+  AdamW back(make_params(12), {});
+  back.load_state(rounded, 1);
+  const NamedTensors widened = back.state();
+  for (size_t i = 0; i < f32_state.size(); ++i) {
+    EXPECT_EQ(rounded[i].second.dtype(), DType::bf16);
+    EXPECT_EQ(widened[i].second.dtype(), DType::f32);
+    // f32 -> bf16 rounds (as a bf16 conversion does); bf16 -> f32 is exact.
+    EXPECT_EQ(rounded[i].second.to_vector<double>(), f32_state[i].second.to(DType::bf16).to_vector<double>());
+    EXPECT_EQ(widened[i].second.to_vector<double>(), rounded[i].second.to_vector<double>()) << rounded[i].first;
+  }
+}
+
+TEST(AdamW, Bf16MomentsNeedF32Parameters) {
+  AdamWConfig cfg;
+  cfg.bf16_moments = true;
+  const NamedTensors f64 = {{"layers.0.mixer.D", zeros({3}, DType::f64).set_requires_grad(true)}};
+  expect_error([&] { AdamW opt(f64, cfg); }, {"AdamW", "layers.0.mixer.D", "f64", "bf16 moments", "f32"});
+}
+
 TEST(AdamW, ClippingThroughTheNormTensorMatchesTheHostScale) {
   NamedTensors a = make_params(3), b = make_params(3), c = make_params(3);
   AdamW opt_a(a, {}), opt_b(b, {}), opt_c(c, {});
@@ -194,6 +265,37 @@ TEST_F(AdamWCuda, MatchesTheCpuWithClippingAndSkips) {
   NamedTensors state_c = opt_c.state(), state_g = opt_g.state();
   for (size_t i = 0; i < state_c.size(); ++i)
     expect_cuda_close(state_g[i].second, state_c[i].second, DType::f32, state_g[i].first);
+}
+
+TEST_F(AdamWCuda, Bf16MomentsMatchTheCpu) {
+  Generator gen(seed_);
+  AdamWConfig cfg;
+  cfg.bf16_moments = true;
+  NamedTensors cpu, gpu;
+  for (const auto& [name, shape] :
+       std::vector<std::pair<std::string, Shape>>{{"layers.0.mixer.in_proj.weight", {301, 37}},
+                                                  {"layers.0.mixer.D", {37}},
+                                                  {"layers.0.mixer.A_log", {37, 16}}}) {
+    Tensor v = randn(shape, gen, DType::f32);
+    cpu.emplace_back(name, v.clone().set_requires_grad(true));
+    gpu.emplace_back(name, v.to(gpu_).set_requires_grad(true));
+  }
+  AdamW opt_c(cpu, cfg), opt_g(gpu, cfg);
+  for (int step = 0; step < 4; ++step) {
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      Tensor g = randn(cpu[i].second.shape(), gen, DType::f32, Device::cpu(), 0.0, 0.3);
+      cpu[i].second.impl().grad = g.impl_ptr();
+      gpu[i].second.impl().grad = g.to(gpu_).impl_ptr();
+    }
+    opt_c.step(1e-2, grad_norm_device(tensors(cpu)), 1.0);
+    opt_g.step(1e-2, grad_norm_device(tensors(gpu)), 1.0);
+  }
+  for (size_t i = 0; i < cpu.size(); ++i) expect_cuda_close(gpu[i].second, cpu[i].second, DType::f32, cpu[i].first);
+  NamedTensors state_c = opt_c.state(), state_g = opt_g.state();
+  for (size_t i = 0; i < state_c.size(); ++i) {
+    EXPECT_EQ(state_g[i].second.dtype(), DType::bf16) << state_g[i].first;
+    expect_cuda_close(state_g[i].second, state_c[i].second, DType::bf16, state_g[i].first);
+  }
 }
 
 TEST_F(AdamWCuda, GradNormParity) {

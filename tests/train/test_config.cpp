@@ -175,6 +175,12 @@ TEST(Config, CombinationsAreChecked) {
                         {"train.max_steps (1000)", "train.max_tokens (1000000)", "both set"});
   expect_one_line_error([] { with({"train.max_steps=0"}).validate(); }, {"train.max_steps and train.max_tokens"});
   expect_one_line_error([] { with({"train.dtype=bf16"}).validate(); }, {"train.dtype bf16", "CUDA", "cpu"});
+  expect_one_line_error(
+      [] {
+        with({"optim.state_dtype=bf16", "train.dtype=f64"}).validate();
+      },
+      {"optim.state_dtype bf16", "train.dtype f64"});
+  expect_one_line_error([] { with({"optim.state_dtype=f16"}).validate(); }, {"optim.state_dtype", "f16"});
   expect_one_line_error([] { with({"optim.warmup_steps=5000"}).validate(); }, {"optim.warmup_steps", "1000", "5000"});
   expect_one_line_error(
       [] {
@@ -254,6 +260,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "optim.schedule=wsd",
     "optim.warmup_steps=11",
     "optim.decay_fraction=0.3333333333333333",
+    "optim.state_dtype=bf16",
     "eval.every=0",
     "eval.batches=0",
     "checkpoint.every=13",
@@ -262,6 +269,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "checkpoint.async=false",
     "train.init_from=runs/x/checkpoints/step_00000100.h5",
     "train.threads=3",
+    "train.recompute=full",
     "log.tensorboard=true",
     "dist.backend=mpi",
     "dist.zero1=true",

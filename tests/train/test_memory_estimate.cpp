@@ -36,6 +36,8 @@ TEST(MemoryEstimate, ScalesWithTheBatchAndShardsTheMoments) {
   EXPECT_EQ(two.weights, one.weights);
   c.dist.zero1 = true;
   EXPECT_EQ(estimate_training_memory(c, Device::cpu(), 4).optimizer, one.optimizer / 4);
+  c.optim.state_dtype = "bf16";  // two bytes per moment element
+  EXPECT_EQ(estimate_training_memory(c, Device::cpu(), 4).optimizer, one.optimizer / 8);
   // f32 training of mamba-130m on the cpu keeps about 0.9 MB per token: 37 kB per layer (what the
   // closures keep, counted by hand from layers/mamba.cpp) times 24 layers.
   const double per_token = double(one.activations) / double(c.data.seq_len * c.data.micro_batch_size / 2);
@@ -72,8 +74,8 @@ TEST(MemoryEstimate, TrainRefusesARunThatCannotFitAndTrainsOneThatCan) {
                     "--set data.micro_batch_size=4 --set data.global_batch_tokens=8192");
   EXPECT_EQ(batch.code, 1) << batch.output;
   EXPECT_EQ(lines_of(batch.output).size(), 1u) << batch.output;
-  for (const char* part :
-       {"serpent train: error: the run needs about", "but cpu has", "RLIMIT_AS", "lower data.micro_batch_size to"})
+  for (const char* part : {"serpent train: error: the run needs about", "but cpu has", "RLIMIT_AS",
+                           "lower data.micro_batch_size to", "or set optim.state_dtype bf16"})
     EXPECT_NE(batch.output.find(part), std::string::npos) << part << " in " << batch.output;
 
   // A model too large for the limit whatever the batch.

@@ -126,6 +126,41 @@ TEST_F(TrainerTest, ResumedRunReproducesTheUninterruptedRunBitwise) {
   EXPECT_LT(ra.back().loss, ra.front().loss);
 }
 
+TEST_F(TrainerTest, Bf16MomentsResumeBitwiseAndCanBeSwitchedOnAtResume) {
+  Config a = tiny_config(data_, runs_, "a");
+  a.optim.state_dtype = "bf16";
+  const TrainSummary sa = Trainer(a, quiet()).run();
+  Config b = tiny_config(data_, runs_, "b");
+  b.optim.state_dtype = "bf16";
+  Trainer(b, quiet()).run(3);
+  const TrainSummary sb = Trainer(b, quiet("auto")).run();
+  // The checkpoint keeps the bf16 moments exactly (in f32), so the resumed run is the same run.
+  expect_same_records(metrics_of(a), metrics_of(b));
+  expect_same_checkpoint(sa.checkpoint, sb.checkpoint);
+
+  // The same run with f32 moments differs (the rounding is real) and may continue in bf16.
+  const Config f = tiny_config(data_, runs_, "f");
+  Trainer(f, quiet()).run(3);
+  Config g = f;
+  g.optim.state_dtype = "bf16";
+  const TrainSummary sg = Trainer(g, quiet("auto")).run();
+  EXPECT_EQ(sg.reason, StopReason::completed);
+  const std::vector<MetricsRecord> ra = metrics_of(a), rf = metrics_of(f);
+  EXPECT_EQ(ra.front().loss, rf.front().loss);  // the first step reads zero moments either way
+  EXPECT_NE(ra.back().loss, rf.back().loss);
+  EXPECT_LT(std::abs(ra.back().loss - rf.back().loss), 0.05 * ra.back().loss);
+}
+
+TEST_F(TrainerTest, RecomputeFullTrainsTheSameRun) {
+  const Config a = tiny_config(data_, runs_, "a");
+  const TrainSummary sa = Trainer(a, quiet()).run();
+  Config r = tiny_config(data_, runs_, "r");
+  r.train.recompute = "full";
+  const TrainSummary sr = Trainer(r, quiet()).run();
+  expect_same_records(metrics_of(a), metrics_of(r));
+  expect_same_checkpoint(sa.checkpoint, sr.checkpoint);
+}
+
 TEST_F(TrainerTest, ResumeFallsBackPastADamagedCheckpoint) {
   const Config a = tiny_config(data_, runs_, "a");
   Trainer(a, quiet()).run();
