@@ -4,6 +4,7 @@
 // Shapes in comments: B batch, L sequence, D d_model, E d_inner, N d_state, W conv width, V vocab.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -80,8 +81,13 @@ struct ScanOutput {
 // delta = softplus?(delta + delta_bias); s_t = exp(delta_t A) s_{t-1} + delta_t B_t u_t;
 // y_t = C_t . s_t + D u_t; out = y * silu(z).
 // u, delta, z (B, L, E); A (E, N); Bm, Cm (B, L, N); D, delta_bias (E). D, z, delta_bias optional.
+// With recompute_delta, the node does not keep delta: its backward calls recompute_delta() for a
+// tensor equal to delta (the mixer passes dt_proj's product again, from dt_low, which dt_proj's
+// own node keeps anyway), which saves one (B, L, E) activation per layer.
+using RecomputeFn = std::function<Tensor()>;
 ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
-                          const Tensor& D, const Tensor& z, const Tensor& delta_bias, bool delta_softplus);
+                          const Tensor& D, const Tensor& z, const Tensor& delta_bias, bool delta_softplus,
+                          const RecomputeFn& recompute_delta = {});
 
 // Mean negative log-likelihood of targets under softmax(logits), skipping ignore_index.
 // logits (M, V); targets (M) of i32 or i64. Returns a one-element tensor of shape [].

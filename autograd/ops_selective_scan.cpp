@@ -34,7 +34,7 @@ const float* fptr_or_null(const Tensor& t) {
 // which recomputes everything else.
 ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                                const Tensor& Cm, const Tensor& D, const Tensor& z, const Tensor& delta_bias,
-                               bool delta_softplus) {
+                               bool delta_softplus, const RecomputeFn& recompute_delta) {
   const int64_t B = u.size(0), L = u.size(1), E = u.size(2), N = A.size(1);
   const Device dev = u.device();
   const cuda::SelectiveScanGeometry geo = cuda::selective_scan_geometry(B, L, E, N, dev.index);
@@ -59,15 +59,23 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
   Tensor last = Tensor::empty({B, E, N}, DType::f32, dev);
   Tensor checkpoints = Tensor::empty({B, geo.segments, E, N}, DType::f32, dev);
   Tensor chunk_delta = Tensor::empty({B, geo.chunks, E}, DType::f32, dev);
-  cuda::selective_scan_forward(args, y.data_ptr(), last.data<float>(), checkpoints.data<float>(), chunk_delta.data<float>(),
-                     dev.index);
+  cuda::selective_scan_forward(args, y.data_ptr(), last.data<float>(), checkpoints.data<float>(),
+                               chunk_delta.data<float>(), dev.index);
+  // Kept for backward: delta itself, or the means to compute it again.
+  const Tensor kept_delta = recompute_delta ? Tensor() : sdelta;
   autograd::record("selective_scan", y, {u, delta, A, Bm, Cm, D, z, delta_bias},
-                   [args, su, sdelta, sA, sB, sC, sD, sz, sbias, checkpoints,
+                   [args, su, kept_delta, recompute_delta, sA, sB, sC, sD, sz, sbias, checkpoints,
                     chunk_delta](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                      auto like = [](const Tensor& t) {
                        return t.defined() ? Tensor::empty(t.shape(), t.dtype(), t.device()) : Tensor();
                      };
-                     Tensor du = like(su), ddelta = like(sdelta), dA = like(sA), dB = like(sB), dC = like(sC);
+                     const Tensor delta_now = kept_delta.defined() ? kept_delta : recompute_delta().detach();
+                     SERPENT_CHECK(delta_now.shape() == su.shape() && delta_now.dtype() == su.dtype(),
+                                   "selective_scan: recomputed delta ", delta_now.str(), " does not match u ",
+                                   su.str());
+                     cuda::ScanArgs bargs = args;
+                     bargs.delta = delta_now.data_ptr();
+                     Tensor du = like(su), ddelta = like(delta_now), dA = like(sA), dB = like(sB), dC = like(sC);
                      Tensor dD = like(sD), dz = like(sz), dbias = like(sbias);
                      const int dev_index = su.device().index;
                      const cuda::ScanGradArgs ga{du.data_ptr(),
@@ -78,8 +86,8 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
                                                  dD.defined() ? dD.data<float>() : nullptr,
                                                  dz.defined() ? dz.data_ptr() : nullptr,
                                                  dbias.defined() ? dbias.data<float>() : nullptr};
-                     cuda::selective_scan_backward(args, g[0].data_ptr(), checkpoints.data<float>(), chunk_delta.data<float>(),
-                                         ga, dev_index);
+                     cuda::selective_scan_backward(bargs, g[0].data_ptr(), checkpoints.data<float>(),
+                                                   chunk_delta.data<float>(), ga, dev_index);
                      return {du, ddelta, dA, dB, dC, dD, dz, dbias};
                    });
   return {y, last};
@@ -89,7 +97,8 @@ ScanOutput selective_scan_cuda(const Tensor& u, const Tensor& delta, const Tenso
 }  // namespace
 
 ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
-                          const Tensor& D, const Tensor& z, const Tensor& delta_bias, bool delta_softplus) {
+                          const Tensor& D, const Tensor& z, const Tensor& delta_bias, bool delta_softplus,
+                          const RecomputeFn& recompute_delta) {
   const char* op = "selective_scan";
   checks::floating(op, "u", u);
   checks::rank(op, "u", u, 3);
@@ -127,7 +136,7 @@ ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
     checks::shape(op, "delta_bias", delta_bias, {E});
   }
   if (u.is_cuda()) {
-    SERPENT_ON_CUDA(return selective_scan_cuda(u, delta, A, Bm, Cm, D, z, delta_bias, delta_softplus));
+    SERPENT_ON_CUDA(return selective_scan_cuda(u, delta, A, Bm, Cm, D, z, delta_bias, delta_softplus, recompute_delta));
   }
 
   auto in = std::make_shared<ScanInputs>(
@@ -140,11 +149,18 @@ ScanOutput selective_scan(const Tensor& u, const Tensor& delta, const Tensor& A,
     using T = decltype(zero);
     cpu::selective_scan_forward<T>(in->params<T>(), y.data<T>(), last.data<T>());
   });
+  if (recompute_delta) in->delta = Tensor();
   autograd::record(op, y, {u, delta, A, Bm, Cm, D, z, delta_bias},
-                   [in](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                   [in, recompute_delta](const std::vector<Tensor>& g) -> std::vector<Tensor> {
                      auto like = [](const Tensor& t) {
                        return t.defined() ? Tensor::empty(t.shape(), t.dtype(), t.device()) : Tensor();
                      };
+                     if (!in->delta.defined()) {
+                       in->delta = recompute_delta().detach();
+                       SERPENT_CHECK(in->delta.shape() == in->u.shape() && in->delta.dtype() == in->u.dtype(),
+                                     "selective_scan: recomputed delta ", in->delta.str(), " does not match u ",
+                                     in->u.str());
+                     }
                      Tensor du = like(in->u), ddelta = like(in->delta), dA = like(in->A), dB = like(in->Bm),
                             dC = like(in->Cm), dD = like(in->D), dz = like(in->z), dbias = like(in->delta_bias);
                      dispatch_float(in->u.dtype(), "selective_scan backward", [&](auto zero) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/checkpoint.h"
+#include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
 
@@ -94,8 +95,14 @@ Tensor MambaMixer::forward(const Tensor& x0, MambaLayerState* keep) const {
   const Tensor& Cm = dbc[2];                   // (B*L, N)
   Tensor dt = linear(dt_low, dt_proj.weight);  // (B*L, E), no bias yet
   Tensor A = scale(exp(A_log), -1.0);          // (E, N)
+  // The scan's backward computes dt again from dt_low (which dt_proj's node keeps for its weight
+  // gradient) instead of keeping it: one small product per layer for one (B, L, E) activation.
+  const RecomputeFn recompute_dt = [dt_low = dt_low.detach(), w = dt_proj.weight, B, L, E] {
+    autograd::NoGradGuard no_grad;
+    return reshape(linear(dt_low, w), {B, L, E});
+  };
   ScanOutput scan = selective_scan(u, reshape(dt, {B, L, E}), A, reshape(Bm, {B, L, N}), reshape(Cm, {B, L, N}), D,
-                                   reshape(z, {B, L, E}), dt_proj.bias, true);
+                                   reshape(z, {B, L, E}), dt_proj.bias, true, recompute_dt);
   if (keep) keep->ssm = scan.last_state;
   Tensor out = linear(reshape(scan.y, {B * L, E}), out_proj.weight);  // (B*L, d_model)
   return reshape(out, {B, L, x0.size(2)});

@@ -19,12 +19,12 @@ MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int wo
   e.gradients = P * w;
   const int64_t moment = cfg.optim.state_dtype == "bf16" ? 2 : w;
   e.optimizer = 2 * P * moment / (cfg.dist.zero1 ? world_size : 1);
-  // Kept per token: per layer the f32 residual and the norm output (D each), x, z, u, delta and
-  // y (E each), dt_low, B and C, and on a GPU the scan's state checkpoints (one every 32 steps
-  // for d_state <= 16, more often above); then the final residual and norm. The mixer outputs
-  // and the embedding output are not kept: no backward reads them (autograd keeps edges only).
+  // Kept per token: per layer the f32 residual and the norm output (D each), x, z, u and y (E
+  // each; delta is computed again in the scan's backward), dt_low, B and C, and on a GPU the scan's state checkpoints
+  // (one every 32 steps for d_state <= 16, more often above); then the final residual and norm. The mixer outputs and
+  // the embedding output are not kept: no backward reads them (autograd keeps edges only).
   const int64_t segment = N <= 16 ? 32 : std::max<int64_t>(1, 128 / ((N + 3) / 4));
-  const int64_t per_layer = 4 * D + a * D + 5 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
+  const int64_t per_layer = 4 * D + a * D + 4 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
   // train.recompute full: a block keeps its two inputs only (h and the f32 residual), and its
   // backward holds the recomputed activations of that one block besides the gradients.
   const bool full = cfg.train.recompute == "full";

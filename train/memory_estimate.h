@@ -5,7 +5,7 @@
 // gradient (the data-parallel buckets' flat buffers) and two AdamW moments (bf16 with
 // optim.state_dtype bf16; sharded over the ranks with dist.zero1), plus a bf16 copy under bf16
 // mixed precision; per token of one micro-batch, what the backward closures keep in each layer
-// (the f32 residual stream, the norm output, x, z, the conv output u, delta, the scan output y,
+// (the f32 residual stream, the norm output, x, z, the conv output u, the scan output y,
 // dt_low, B, C, and on a GPU the scan's f32 state checkpoints; with train.recompute full only the
 // block's two inputs), and the largest transient of backward (one layer's activation gradients,
 // plus its recomputed activations under recompute) and of the loss (a chunk of logits).

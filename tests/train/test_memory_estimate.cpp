@@ -38,11 +38,12 @@ TEST(MemoryEstimate, ScalesWithTheBatchAndShardsTheMoments) {
   EXPECT_EQ(estimate_training_memory(c, Device::cpu(), 4).optimizer, one.optimizer / 4);
   c.optim.state_dtype = "bf16";  // two bytes per moment element
   EXPECT_EQ(estimate_training_memory(c, Device::cpu(), 4).optimizer, one.optimizer / 8);
-  // f32 training of mamba-130m on the cpu keeps about 0.9 MB per token: 37 kB per layer (what the
-  // closures keep, counted by hand from layers/mamba.cpp) times 24 layers.
+  // f32 training of mamba-130m on the cpu keeps about 0.75 MB per token: 31 kB per layer (what the
+  // closures keep, counted by hand from layers/mamba.cpp: the residual and the norm output, x, z,
+  // u and y, dt_low, B and C) times 24 layers.
   const double per_token = double(one.activations) / double(c.data.seq_len * c.data.micro_batch_size / 2);
-  EXPECT_GT(per_token, 0.8e6);
-  EXPECT_LT(per_token, 1.2e6);
+  EXPECT_GT(per_token, 0.7e6);
+  EXPECT_LT(per_token, 0.8e6);
 }
 
 namespace {
