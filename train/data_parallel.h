@@ -1,6 +1,7 @@
 // The data-parallel side of the trainer (docs/DISTRIBUTED.md): the communicator, the gradient
-// buckets and the optimizer, plain AdamW or ZeRO-1, behind one small interface, so that
-// train/trainer.cpp runs the same code on one process (the local communicator) and on many.
+// buckets (unless one process on the local communicator) and the optimizer, plain AdamW or ZeRO-1, behind one
+// small interface, so that train/trainer.cpp runs the same code on one process (the local
+// communicator) and on many.
 //
 // A step, on every rank:
 //   dp.zero_grad();
@@ -18,11 +19,11 @@
 
 #include <memory>
 
+#include "dist/comm.h"
+#include "dist/grad_buckets.h"
 #include "layers/mamba.h"
 #include "optim/adamw.h"
 #include "optim/zero1.h"
-#include "dist/comm.h"
-#include "dist/grad_buckets.h"
 
 namespace serpent {
 
@@ -43,9 +44,9 @@ class DataParallel {
   int world_size() const { return comm_->world_size(); }
   bool zero1() const { return sharded_ != nullptr; }
 
-  void zero_grad() { buckets_->zero_grad(); }
-  void set_sync(bool last_micro_batch) { buckets_->set_sync(last_micro_batch); }
-  void finish_backward() { buckets_->finish(); }
+  void zero_grad();
+  void set_sync(bool last_micro_batch);
+  void finish_backward();
   // One-element f32 tensor on the model's device.
   Tensor grad_norm();
   void step(double lr, const Tensor& grad_norm, double max_norm);
@@ -62,7 +63,7 @@ class DataParallel {
  private:
   Module& model_;
   std::unique_ptr<Communicator> comm_;
-  std::unique_ptr<GradBuckets> buckets_;
+  std::unique_ptr<GradBuckets> buckets_;   // with several ranks or ZeRO-1
   std::unique_ptr<AdamW> adamw_;           // plain data parallelism
   std::unique_ptr<ShardedAdamW> sharded_;  // ZeRO-1
 };

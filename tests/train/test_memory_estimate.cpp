@@ -68,10 +68,12 @@ TEST(MemoryEstimate, TrainRefusesARunThatCannotFitAndTrainsOneThatCan) {
   EXPECT_EQ(small.code, 0) << small.output;
   EXPECT_NE(small.output.find("done: 2 steps"), std::string::npos) << small.output;
 
-  // A micro-batch too large: the model fits, its activations do not.
+  // A micro-batch too large: the model fits, its activations do not (well over the limit, so that
+  // what the process has mapped when it checks, which varies with its thread count, does not
+  // decide the outcome).
   const ShellResult batch =
       train_limited(dir, 1500,
-                    "--set train.name=batch --set model.d_model=512 --set model.n_layer=8 --set data.seq_len=2048 "
+                    "--set train.name=batch --set model.d_model=768 --set model.n_layer=8 --set data.seq_len=2048 "
                     "--set data.micro_batch_size=4 --set data.global_batch_tokens=8192");
   EXPECT_EQ(batch.code, 1) << batch.output;
   EXPECT_EQ(lines_of(batch.output).size(), 1u) << batch.output;
