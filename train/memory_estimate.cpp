@@ -16,13 +16,21 @@ MemoryEstimate estimate_training_memory(const Config& cfg, Device device, int wo
   const int64_t a = cfg.train.dtype == "bf16" ? 2 : w;  // activation element
   MemoryEstimate e;
   e.weights = P * w + (cfg.train.dtype == "bf16" ? P * 2 : 0);
-  e.gradients = P * w;
+  // The gradients are alive at the forward's peak when they sit in data-parallel buckets (several
+  // ranks, ZeRO-1, or an NCCL/MPI job) or when an earlier micro-batch of the step made them; a
+  // single local process with one micro-batch per step makes them during backward only, as the
+  // activations are freed, so they do not add to the peak (train/data_parallel.h).
+  const int64_t micro_tokens = cfg.data.micro_batch_size * cfg.data.seq_len * std::max(1, world_size);
+  const bool accumulates = micro_tokens > 0 && cfg.data.global_batch_tokens > micro_tokens;
+  const bool buckets = world_size > 1 || cfg.dist.zero1 || cfg.dist.backend == "nccl" || cfg.dist.backend == "mpi";
+  e.gradients = buckets || accumulates ? P * w : 0;
   const int64_t moment = cfg.optim.state_dtype == "bf16" ? 2 : w;
   e.optimizer = 2 * P * moment / (cfg.dist.zero1 ? world_size : 1);
   // Kept per token: per layer the f32 residual and the norm output (D each), x, z, u and y (E
-  // each; delta is computed again in the scan's backward), dt_low, B and C, and on a GPU the scan's state checkpoints
-  // (one every 32 steps for d_state <= 16, more often above); then the final residual and norm. The mixer outputs and
-  // the embedding output are not kept: no backward reads them (autograd keeps edges only).
+  // each; delta is computed again in the scan's backward), dt_low, B and C, and on a GPU the
+  // scan's state checkpoints (one every 32 steps for d_state <= 16, more often above); then the
+  // final residual and norm. The mixer outputs and the embedding output are not kept: no
+  // backward reads them (autograd keeps edges only).
   const int64_t segment = N <= 16 ? 32 : std::max<int64_t>(1, 128 / ((N + 3) / 4));
   const int64_t per_layer = 4 * D + a * D + 4 * a * E + a * (R + 2 * N) + (gpu ? 4 * E * N / segment : 0);
   // train.recompute full: a block keeps its two inputs only (h and the f32 residual), and its

@@ -2,7 +2,8 @@
 // and the check that refuses a run that cannot fit (docs/TRAINING.md, "Memory").
 //
 // The count follows what the code keeps (docs/DESIGN.md): per parameter its f32 (f64) weight,
-// gradient (the data-parallel buckets' flat buffers) and two AdamW moments (bf16 with
+// gradient (where alive at the forward's peak: in the data-parallel buckets, or made by an
+// earlier micro-batch of the step) and two AdamW moments (bf16 with
 // optim.state_dtype bf16; sharded over the ranks with dist.zero1), plus a bf16 copy under bf16
 // mixed precision; per token of one micro-batch, what the backward closures keep in each layer
 // (the f32 residual stream, the norm output, x, z, the conv output u, the scan output y,
@@ -21,7 +22,7 @@ namespace serpent {
 
 struct MemoryEstimate {
   int64_t weights = 0;       // parameters, and their bf16 copies under mixed precision
-  int64_t gradients = 0;     // one full-size f32 gradient per parameter
+  int64_t gradients = 0;     // one full-size gradient per parameter, where alive at the forward's peak
   int64_t optimizer = 0;     // AdamW's two moments (this rank's share)
   int64_t activations = 0;   // kept for backward over one micro-batch
   int64_t transient = 0;     // the largest working set on top: one layer's backward, the logits chunk

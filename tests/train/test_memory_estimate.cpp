@@ -27,7 +27,16 @@ TEST(MemoryEstimate, ScalesWithTheBatchAndShardsTheMoments) {
   c.train.device = "cpu";
   const MemoryEstimate one = estimate_training_memory(c, Device::cpu(), 1);
   EXPECT_EQ(one.weights, 4 * 129135360);
-  EXPECT_EQ(one.gradients, one.weights);
+  EXPECT_EQ(one.gradients, one.weights);  // 16 micro-batches per step: accumulated
+  {
+    // One micro-batch per step on one local process: the gradients are made in backward only.
+    Config single = c;
+    single.data.global_batch_tokens = single.data.micro_batch_size * single.data.seq_len;
+    EXPECT_EQ(estimate_training_memory(single, Device::cpu(), 1).gradients, 0);
+    EXPECT_EQ(estimate_training_memory(single, Device::cpu(), 2).gradients, one.weights);  // buckets
+    single.dist.backend = "nccl";
+    EXPECT_EQ(estimate_training_memory(single, Device::cpu(), 1).gradients, one.weights);
+  }
   EXPECT_EQ(one.optimizer, 2 * one.weights);
   c.data.micro_batch_size *= 2;
   c.data.global_batch_tokens *= 2;
