@@ -41,28 +41,28 @@ struct Node {
 // NoGradGuard so that nothing is recorded.
 bool grad_enabled();
 
-class NoGradGuard {
+// Sets grad mode for its scope and restores the previous mode when it ends.
+class GradModeGuard {
  public:
-  NoGradGuard();
-  ~NoGradGuard();
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled);
+  ~GradModeGuard();
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
 };
 
+class NoGradGuard : public GradModeGuard {
+ public:
+  NoGradGuard() : GradModeGuard(false) {}
+};
+
 // Turns grad mode back on inside a backward closure (the engine runs closures with it off), for
 // a closure that records and differentiates a graph of its own (autograd/checkpoint.h).
-class EnableGradGuard {
+class EnableGradGuard : public GradModeGuard {
  public:
-  EnableGradGuard();
-  ~EnableGradGuard();
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
-
- private:
-  bool previous_;
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 bool any_requires_grad(std::initializer_list<Tensor> inputs);

@@ -9,21 +9,14 @@ namespace serpent::cpu {
 
 namespace {
 
-// A moment read into the compute type and rounded back (a no-op unless M is bf16).
-template <class T, class M>
-T load(M x) {
-  if constexpr (std::is_same_v<M, bf16>)
-    return T(float(x));
-  else
+// A moment read into the compute type, or rounded back to its storage type (bf16 converts
+// through float; between equal types it is the value itself).
+template <class To, class From>
+To convert(From x) {
+  if constexpr (std::is_same_v<To, From>)
     return x;
-}
-
-template <class M, class T>
-M store(T x) {
-  if constexpr (std::is_same_v<M, bf16>)
-    return bf16(float(x));
   else
-    return x;
+    return To(float(x));
 }
 
 }  // namespace
@@ -40,10 +33,10 @@ void adamw_update(T* p, const T* g, M* m, M* v, int64_t n, const AdamWStep& s) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i] * gs;
     p[i] *= decay;
-    const T mi = b1 * load<T>(m[i]) + (T(1) - b1) * gi;
-    const T vi = b2 * load<T>(v[i]) + (T(1) - b2) * gi * gi;
-    m[i] = store<M>(mi);
-    v[i] = store<M>(vi);
+    const T mi = b1 * convert<T>(m[i]) + (T(1) - b1) * gi;
+    const T vi = b2 * convert<T>(v[i]) + (T(1) - b2) * gi * gi;
+    m[i] = convert<M>(mi);
+    v[i] = convert<M>(vi);
     p[i] -= step_size * mi / (std::sqrt(vi) / bias2_sqrt + eps);
   }
 }
